@@ -117,17 +117,30 @@ def _snapshot(instance, fields: list[str], tags: list[str] | None = None) -> dic
     return snap
 
 
+def contact_search_fields(*, first_name: str, last_name: str, email: str, phone: str, mobile: str) -> tuple[str, str]:
+    """A contact's ``(sort_name, search_text)``; public so bulk loaders (seed_demo, imports) compute them alike."""
+    sort_name = sort_key(f"{first_name} {last_name}")[:300]
+    phones = [digits(p) for p in (phone, mobile) if p]
+    return sort_name, " ".join([fold(" ".join([first_name, last_name, email])), *phones])
+
+
+def company_search_fields(*, name: str, legal_name: str, email: str, phone: str, website: str) -> tuple[str, str]:
+    """A company's ``(sort_name, search_text)``; see :func:`contact_search_fields`."""
+    phone = digits(phone) if phone else ""
+    return sort_key(name)[:300], " ".join(filter(None, [fold(f"{name} {legal_name}"), email, phone, website]))
+
+
 def _set_search(instance) -> None:
     if isinstance(instance, Contact):
-        parts = [instance.first_name, instance.last_name, instance.email]
-        instance.sort_name = sort_key(f"{instance.first_name} {instance.last_name}")[:300]
-        phones = [digits(p) for p in (instance.phone, instance.mobile) if p]
-        instance.search_text = " ".join([fold(" ".join(parts)), *phones])
+        instance.sort_name, instance.search_text = contact_search_fields(
+            first_name=instance.first_name, last_name=instance.last_name, email=instance.email,
+            phone=instance.phone, mobile=instance.mobile,
+        )
     else:
-        instance.sort_name = sort_key(instance.name)[:300]
-        phone = digits(instance.phone) if instance.phone else ""
-        instance.search_text = " ".join(filter(None, [fold(f"{instance.name} {instance.legal_name}"), instance.email,
-                                                      phone, instance.website]))
+        instance.sort_name, instance.search_text = company_search_fields(
+            name=instance.name, legal_name=instance.legal_name, email=instance.email, phone=instance.phone,
+            website=instance.website,
+        )
 
 
 # --- contacts ------------------------------------------------------------------------------------
