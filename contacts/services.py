@@ -102,6 +102,14 @@ def _validate(instance, rules: EntityRules, *, exclude: list[str]) -> None:
         instance.full_clean(exclude=exclude)
     except ValidationError as exc:
         errors.update(exc.message_dict)
+    # A unique constraint over an expression (Lower("email")) names no field: report it on its field.
+    general = errors.get("__all__", [])
+    for constraint in instance._meta.constraints:
+        if constraint.name == "contact_email_unique" and constraint.get_violation_error_message() in general:
+            general.remove(constraint.get_violation_error_message())
+            errors.setdefault("email", []).append(_("A contact with this e-mail address already exists."))
+    if not general:
+        errors.pop("__all__", None)
     for name, message in rules.missing_required(instance).items():
         errors.setdefault(name, [message])
     if errors:

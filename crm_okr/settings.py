@@ -200,6 +200,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the lifecycle stages wherever they appear (contacts, lifecycle changes).
+    "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "contacts.models.LifecycleStage"},
 }
 
 # Django refuses request bodies above this (a 100 kB string in a field is still validated by the field).
