@@ -1,0 +1,94 @@
+"""Small template helpers for the CRM pages: phone display, badges, links that keep the query string."""
+
+from django import template
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from contacts.rules import format_phone
+from crm_okr.pagination import page_query
+
+register = template.Library()
+
+# The colour family of each lifecycle stage's badge (CSS classes in app.css).
+STAGE_TONES = {
+    "subscriber": "slate",
+    "lead": "blue",
+    "mql": "cyan",
+    "sql": "violet",
+    "opportunity": "amber",
+    "customer": "green",
+    "advocate": "teal",
+    "churned": "red",
+}
+KIND_ICONS = {"call": "☎", "email": "✉", "meeting": "◷", "note": "✎", "task": "✓"}
+
+
+@register.filter
+def phone(value: str) -> str:
+    """A stored E.164 number as people read it: +90 532 123 45 67."""
+    return format_phone(value or "")
+
+
+@register.filter
+def stage_tone(stage: str) -> str:
+    return STAGE_TONES.get(stage or "", "slate")
+
+
+@register.filter
+def kind_icon(kind: str) -> str:
+    return KIND_ICONS.get(kind or "", "•")
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]`` in a template (custom field values by key)."""
+    if not mapping:
+        return None
+    return mapping.get(key)
+
+
+@register.simple_tag(takes_context=True)
+def query(context, **changes) -> str:
+    """The current query string with some parameters replaced: ``?{% query cursor=page.next_cursor %}``."""
+    request = context["request"]
+    return page_query(request.GET.dict(), **changes)
+
+
+@register.filter
+def safe_link(value: str) -> str:
+    """A notification link, only if it stays on this site (never an open redirect)."""
+    if value and value.startswith("/") and url_has_allowed_host_and_scheme(value, allowed_hosts=None):
+        return value
+    return ""
+
+
+@register.filter
+def section(url_name: str | None) -> str:
+    """The top-navigation section a page belongs to, from its URL name."""
+    name = url_name or ""
+    if name.startswith("contact"):
+        return "contacts"
+    if name.startswith("compan"):
+        return "companies"
+    if name.startswith("notification"):
+        return "notifications"
+    return name
+
+
+@register.filter
+def stage_short(contact) -> str:
+    """A lifecycle stage label short enough for a badge (MQL, SQL, or the stage's name)."""
+    if contact.lifecycle_stage in {"mql", "sql"}:
+        return contact.lifecycle_stage.upper()
+    return contact.get_lifecycle_stage_display()
+
+
+@register.filter
+def initials(name) -> str:
+    parts = str(name or "").split()
+    return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+@register.filter
+def get_field_label(form, name: str) -> str:
+    field = form.fields.get(name)
+    return str(field.label) if field is not None and field.label else name
