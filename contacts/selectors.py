@@ -31,23 +31,36 @@ def activities_visible_to(user: User) -> QuerySet[Activity]:
     return qs if scope is None else qs.filter(scope | Q(assignee_id=user.id))
 
 
-def can_edit(user: User, record) -> bool:
-    """Reps edit what they own; managers everything of the teams they manage; admins everything."""
+_UNSET = object()
+
+
+def can_edit(user: User, record, *, team_ids=_UNSET) -> bool:
+    """Reps edit what they own; managers everything of the teams they manage; admins everything.
+
+    ``team_ids`` (from ``editable_team_ids``) may be passed when checking many rows, to look it up once.
+    """
     if not user.is_authenticated:
         return False
     if user.is_admin or user.role == User.Role.INTEGRATION:
         return True
     if getattr(record, "owner_id", None) == user.id:
         return True
-    team_ids = editable_team_ids(user)
+    if team_ids is _UNSET:
+        team_ids = editable_team_ids(user)
     return team_ids is None or (record.team_id is not None and record.team_id in team_ids)
 
 
-def can_edit_activity(user: User, activity: Activity) -> bool:
+def can_edit_activity(user: User, activity: Activity, *, team_ids=_UNSET) -> bool:
     """The owner and the assignee of a task may change it (tick it done), as may the record's editors."""
     if activity.assignee_id == user.id:
         return True
-    return can_edit(user, activity)
+    return can_edit(user, activity, team_ids=team_ids)
+
+
+def editable_activity_ids(user: User, activities) -> set[int]:
+    """The ids of the given activities the user may change, with at most one query (for list pages)."""
+    team_ids = editable_team_ids(user) if user.is_authenticated else []
+    return {a.pk for a in activities if can_edit_activity(user, a, team_ids=team_ids)}
 
 
 def search_filter(term: str, *, model=Contact) -> Q:
