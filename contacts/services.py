@@ -342,6 +342,21 @@ def company_update(*, company: Company, actor: User, data: dict) -> Company:
     return company
 
 
+@transaction.atomic
+def company_archive(*, company: Company, actor: User) -> Company:
+    """Hide a company from lists (its contacts and history stay); only its editors may do it."""
+    if not can_edit(actor, company):
+        raise PermissionDenied(_("You may not edit this company."))
+    if company.archived_at is None:
+        company.archived_at = timezone.now()
+        company.save(update_fields=["archived_at"])
+        history.record_changes(instance=company, before={"archived_at": ""},
+                               after={"archived_at": company.archived_at.isoformat()}, actor=actor)
+        events.record("company.archived", company, actor=actor, data={"name": company.name,
+                                                                       "owner_id": company.owner_id})
+    return company
+
+
 # --- activities and tasks ------------------------------------------------------------------------
 
 
