@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Value
 from django.db.models.functions import Greatest, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -84,13 +84,16 @@ def _resolve_tags(names_or_tags) -> list[Tag]:
         name = clean_name(str(item))[:50]
         if not name:
             continue
-        tag = Tag.objects.annotate(lname=Lower("name")).filter(lname=name.lower()).first()
+        # Lower-cased by the database on both sides, as the unique index does: Python's "İ".lower() is not
+        # PostgreSQL's, so comparing with name.lower() missed "İstanbul" and then hit the unique index.
+        same_name = Tag.objects.annotate(lname=Lower("name")).filter(lname=Lower(Value(name)))
+        tag = same_name.first()
         if tag is None:
             try:
                 with transaction.atomic():
                     tag = Tag.objects.create(name=name)
             except IntegrityError:
-                tag = Tag.objects.annotate(lname=Lower("name")).get(lname=name.lower())
+                tag = same_name.get()
         result.append(tag)
     return list({t.pk: t for t in result}.values())
 
@@ -247,7 +250,11 @@ def contact_upsert(*, actor: User, data: dict) -> tuple[Contact, bool]:
     email = normalize_email_or_error(data.get("email"))
     data = dict(data, email=email)
     for _attempt in range(2):
-        existing = Contact.objects.filter(email=email).first()
+        # LOWER(email) on non-empty e-mails is what the unique index holds: an indexed look-up that also
+        # finds rows a bulk loader stored with capitals.
+        existing = (
+            Contact.objects.annotate(email_lower=Lower("email")).filter(email_lower=email).exclude(email="").first()
+        )
         if existing is not None:
             return contact_update(contact=existing, actor=actor, data=data), False
         try:

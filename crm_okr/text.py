@@ -33,7 +33,9 @@ def fold(value: str) -> str:
 
     "IŞIK", "ışık" and "isik" all become "isik"; "Şahin" and "sahin" both become "sahin".
     """
-    lowered = turkish_lower(value).translate(_FOLD)
+    # Decompose first, so compatibility letters ("𝐈", "㎒", "ᴬ") become plain ones before lower-casing;
+    # otherwise they would come out upper-case or as "ı" and fold(fold(x)) would differ from fold(x).
+    lowered = turkish_lower(unicodedata.normalize("NFKD", value or "")).translate(_FOLD)
     decomposed = unicodedata.normalize("NFKD", lowered)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return collapse_spaces(stripped)
