@@ -48,6 +48,12 @@ def _set_queryset(fields, name, queryset):
         fields[name].queryset = queryset
 
 
+def _reads_input(serializer) -> bool:
+    """Whether the serializer validates a body (only then are the related ids looked up, in the visible
+    rows: building those querysets costs a query for managers, which a list must not pay)."""
+    return hasattr(serializer.root, "initial_data")
+
+
 class RecordSerializer(StrictModelSerializer):
     """What contacts and companies share: ids of owner/team/lead source, tags, custom fields, completeness."""
 
@@ -62,6 +68,8 @@ class RecordSerializer(StrictModelSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
+        if not _reads_input(self):
+            return fields
         user = request_user(self)
         _set_queryset(fields, "owner", users_visible_to(user) if user else User.objects.none())
         _set_queryset(fields, "lead_source", LeadSource.objects.all())
@@ -102,6 +110,8 @@ class ContactSerializer(RecordSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
+        if not _reads_input(self):
+            return fields
         user = request_user(self)
         _set_queryset(fields, "company", companies_visible_to(user) if user else Company.objects.none())
         return fields
@@ -157,6 +167,8 @@ class ActivitySerializer(StrictModelSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
+        if not _reads_input(self):
+            return fields
         user = request_user(self)
         _set_queryset(fields, "contact", contacts_visible_to(user) if user else Contact.objects.none())
         _set_queryset(fields, "company", companies_visible_to(user) if user else Company.objects.none())

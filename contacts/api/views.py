@@ -51,7 +51,6 @@ class Conflict(exceptions.APIException):
 class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Shared by contacts and companies: list, read, create and change through the services."""
 
-    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
     sort_options = RECORD_SORTS
     default_sort = "name"
 
@@ -176,7 +175,6 @@ class ContactViewSet(RecordViewSet):
 class CompanyViewSet(RecordViewSet):
     """Companies: the organisations contacts belong to."""
 
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
     serializer_class = CompanySerializer
     filterset_class = CompanyFilter
     create_service = staticmethod(services.company_create)
@@ -187,6 +185,15 @@ class CompanyViewSet(RecordViewSet):
 
     def visible_queryset(self, user):
         return companies_visible_to(user).prefetch_related("tags")
+
+    @extend_schema(summary="Archive a company", description=(
+        "Companies are never deleted through the API: DELETE **archives** the company (sets `archived_at`). "
+        "Its contacts, activities and history stay; it leaves the default list but stays readable at its URL "
+        "and in `?archived=true` lists."), responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        """Archive the company rather than delete it (see the schema description)."""
+        services.company_archive(company=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema_view(
