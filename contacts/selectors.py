@@ -4,6 +4,8 @@ One selector per model: pages, API and tasks all start from these, so a rep sees
 records everywhere and a hidden record is a 404 everywhere.
 """
 
+import re
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import User
@@ -63,6 +65,9 @@ def editable_activity_ids(user: User, activities) -> set[int]:
     return {a.pk for a in activities if can_edit_activity(user, a, team_ids=team_ids)}
 
 
+_PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
+
+
 def search_filter(term: str, *, model=Contact) -> Q:
     """Match every word of the term in the folded search text (and, for contacts, the company name).
 
@@ -70,7 +75,11 @@ def search_filter(term: str, *, model=Contact) -> Q:
     A term that is mostly digits also matches phone numbers typed with or without the leading 0.
     """
     condition = Q()
-    for word in fold(term).split()[:8]:
+    words = fold(term).split()[:8]
+    if len(words) > 1 and _PHONE_LIKE.fullmatch(term.strip()) and len(digits(term)) >= 3:
+        # "+90 532 123 45 67" or "0532 123": one number typed in groups, matched as one run of digits.
+        words = [digits(term)]
+    for word in words:
         word_q = Q(search_text__contains=word)
         number = digits(word)
         if len(number) >= 3 and len(number) >= len(word) - 1:
