@@ -114,13 +114,19 @@ class StrictSerializerMixin:
     """
 
     def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            unknown = sorted(str(key) for key in data if key not in self.fields)
-            if unknown:
-                writable = ", ".join(name for name, field in self.fields.items() if not field.read_only)
-                message = _("Unknown field. Known fields: %(fields)s.") % {"fields": writable}
-                raise serializers.ValidationError({key[:100]: [message] for key in unknown[:20]})
-        return super().to_internal_value(data)
+        unknown = sorted(str(key) for key in data if key not in self.fields) if isinstance(data, Mapping) else []
+        if not unknown:
+            return super().to_internal_value(data)
+        writable = ", ".join(name for name, field in self.fields.items() if not field.read_only)
+        message = _("Unknown field. Known fields: %(fields)s.") % {"fields": writable}
+        errors = {key[:100]: [message] for key in unknown[:20]}
+        # Report the other fields' errors too, so one round trip shows everything to fix.
+        try:
+            super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if isinstance(exc.detail, dict):
+                errors = {**exc.detail, **errors}
+        raise serializers.ValidationError(errors)
 
 
 class StrictSerializer(StrictSerializerMixin, serializers.Serializer):

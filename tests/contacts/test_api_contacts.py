@@ -242,6 +242,12 @@ def test_unknown_field_error_names_the_known_fields(api_for, alice):
     assert message.startswith("Unknown field. Known fields: first_name, last_name, email,")
 
 
+def test_unknown_fields_are_reported_with_the_other_field_errors(api_for, alice):
+    response = api_for(alice).post(URL, {"first_name": "A", "company": 999999, "shoe": 1}, format="json")
+
+    assert sorted(response.json()["errors"]) == ["company", "shoe"]
+
+
 def test_bad_update_changes_nothing(api_for, alice, contact):
     response = api_for(alice).patch(detail(contact), {"job_title": "CEO", "phone": "nope", "company": 999999},
                                     format="json")
