@@ -115,9 +115,14 @@ def pending(older_than: timedelta | None = None):
 
 
 def sweep(*, older_than: timedelta | None = None, limit: int = 1000) -> int:
-    """Re-send events that were never dispatched; returns how many were queued."""
+    """Re-send events that were never dispatched; returns how many were queued.
+
+    Stops at the first event the broker refuses: it is down, and trying the rest would only wait on it
+    once per event. The next sweep tries again.
+    """
     sent = 0
     for event_id in pending(older_than).order_by("created_at").values_list("id", flat=True)[:limit]:
-        if send(event_id):
-            sent += 1
+        if not send(event_id):
+            break
+        sent += 1
     return sent

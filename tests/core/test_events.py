@@ -162,3 +162,18 @@ def test_sweep_task_and_dispatch_task_call_the_outbox(alice):
     _record(alice)
     Event.objects.update(created_at=timezone.now() - timedelta(hours=1))
     assert tasks.sweep_events() == 1
+
+
+def test_sweep_stops_at_the_first_event_the_broker_refuses(alice, monkeypatch):
+    for _ in range(3):
+        _record(alice)
+    tried = []
+
+    def broker_down(event_id):
+        tried.append(event_id)
+        return False
+
+    monkeypatch.setattr(events, "send", broker_down)
+    assert events.sweep(older_than=timedelta(0)) == 0
+    assert len(tried) == 1
+    assert events.pending(older_than=timedelta(0)).count() == 3
