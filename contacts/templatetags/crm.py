@@ -1,6 +1,8 @@
 """Small template helpers for the CRM pages: phone display, badges, links that keep the query string."""
 
 from django import template
+from django.template.defaultfilters import date as date_filter
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from contacts.rules import format_phone
@@ -92,3 +94,12 @@ def initials(name) -> str:
 def get_field_label(form, name: str) -> str:
     field = form.fields.get(name)
     return str(field.label) if field is not None and field.label else name
+
+
+@register.filter
+def when(value) -> str:
+    """A date and time, with the year only when it is not this year (task due times, timelines)."""
+    if not value:
+        return ""
+    local = timezone.localtime(value)
+    return date_filter(local, "j M, H:i" if local.year == timezone.localdate().year else "j M Y, H:i")
