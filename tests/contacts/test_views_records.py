@@ -476,3 +476,49 @@ def test_page_renders_with_activity_and_task_times_in_the_local_zone(client_for,
     html = text(client_for(alice).get(f"/contacts/{ayse.pk}/"))
     assert "Send the offer" in html
     assert timezone.localtime(due).strftime("%H:%M") in html
+
+
+# --- record pages use a fixed number of queries ----------------------------------------------------
+
+
+def _fill(contact, actor, n):
+    for i in range(n):
+        kind = "task" if i % 3 == 0 else "call"
+        services.activity_log(actor=actor, kind=kind, subject=f"A{i}", contact=contact,
+                              due_at=timezone.now() + timezone.timedelta(days=1) if kind == "task" else None)
+        services.consent_set(contact=contact, actor=actor, channel="sms", status="granted", source=f"s{i}")
+        services.contact_update(contact=contact, actor=actor, data={"city": f"City {i}"})
+
+
+@pytest.mark.parametrize("persona", ["alice", "mona"])
+def test_contact_page_query_count_does_not_grow_with_its_history(request, client_for, alice, ayse, persona):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    CustomFieldDefinition.objects.create(entity=Entity.CONTACT, key="loyalty_no", label="Loyalty", field_type="text")
+    client = client_for(request.getfixturevalue(persona))
+    _fill(ayse, alice, 3)
+    with CaptureQueriesContext(connection) as small:
+        client.get(f"/contacts/{ayse.pk}/")
+    _fill(ayse, alice, 30)
+    with CaptureQueriesContext(connection) as big:
+        response = client.get(f"/contacts/{ayse.pk}/")
+
+    assert response.content.decode().count('class="tl-item') == 33
+    assert len(big.captured_queries) == len(small.captured_queries)
+
+
+def test_company_page_query_count_does_not_grow_with_its_contacts(client_for, alice, acme):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(alice)
+    ContactFactory.create_batch(3, owner=alice, company=acme)
+    with CaptureQueriesContext(connection) as small:
+        client.get(f"/companies/{acme.pk}/")
+    for contact in ContactFactory.create_batch(40, owner=alice, company=acme):
+        services.activity_log(actor=alice, kind="note", subject="n", contact=contact)
+    with CaptureQueriesContext(connection) as big:
+        client.get(f"/companies/{acme.pk}/")
+
+    assert len(big.captured_queries) == len(small.captured_queries)
