@@ -8,7 +8,6 @@ stop when this process is stopped. It writes the URLs to var/embedded/env as she
 """
 
 import argparse
-import os
 import signal
 import sys
 import time
