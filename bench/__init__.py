@@ -1,0 +1,1 @@
+"""Benchmarks at real size (see docs/benchmarks.md)."""
