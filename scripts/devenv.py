@@ -97,15 +97,17 @@ def main() -> int:
     args = parser.parse_args()
     exports = {}
     need_pg = need_redis = False
+    # CRM_EMBEDDED=1 skips the local defaults (to try the embedded servers on a machine that has both).
+    local = os.environ.get("CRM_EMBEDDED", "") not in {"1", "true", "yes"}
     if os.environ.get("DATABASE_URL"):
         exports["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    elif answers("127.0.0.1", 5432):
+    elif local and answers("127.0.0.1", 5432):
         exports["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.database}"
     else:
         need_pg = True
     if os.environ.get("REDIS_URL"):
         exports["REDIS_URL"] = os.environ["REDIS_URL"]
-    elif answers("127.0.0.1", 6379):
+    elif local and answers("127.0.0.1", 6379):
         exports["REDIS_URL"] = "redis://127.0.0.1:6379/0"
     else:
         need_redis = True
