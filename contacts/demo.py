@@ -21,6 +21,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -338,6 +339,7 @@ class DemoSeeder:
         self.now = timezone.now().timestamp()
         self.started = time.monotonic()
         self.summary = Summary(bulk=self.bulk)
+        self.copier: _Copier | None = None
 
     # -- orchestration --
 
@@ -349,7 +351,12 @@ class DemoSeeder:
         elif self.total > 0:
             if self.bulk:
                 with transaction.atomic(), _set_aside(BULK_MODELS, self.progress, self._elapsed):
-                    self._load()
+                    self.copier = _Copier()
+                    try:
+                        self._load()
+                    finally:
+                        copier, self.copier = self.copier, None
+                        copier.close()
             else:
                 self._load()
             self._company_last_activity()
@@ -358,9 +365,23 @@ class DemoSeeder:
         self.summary.seconds = time.monotonic() - self.started
         return self.summary
 
+    def _write(self, statements: list) -> None:
+        """COPY one batch: on the worker thread in bulk mode (already inside the load's transaction),
+        else in a transaction of its own."""
+        statements = [s for s in statements if s is not None]
+        if self.copier is not None:
+            self.copier.submit(statements)
+            return
+        with transaction.atomic(), connection.cursor() as cursor:
+            for sql, data in statements:
+                cursor.copy_expert(sql, io.StringIO(data))
+
     def _load(self) -> None:
-        self._companies(max(1, self.total // 10))
-        self._contacts(self.total)
+        # Ids first: once batches are being written on the copier thread, this thread keeps off the connection.
+        company_ids = _reserve_ids(Company, max(1, self.total // 10))
+        contact_ids = _reserve_ids(Contact, self.total)
+        self._companies(company_ids)
+        self._contacts(contact_ids)
 
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self.started:.0f} s"
@@ -434,18 +455,16 @@ class DemoSeeder:
 
     # -- companies --
 
-    def _companies(self, count: int) -> None:
+    def _companies(self, ids: list[int]) -> None:
+        count = len(ids)
         self.company_ids: list[int] = []
         self.company_owner: dict[int, int | None] = {}
         self.company_domain: dict[int, str] = {}
-        ids = _reserve_ids(Company, count)
         for start in range(0, count, self.batch_size):
             lines, tags = [], []
             for company_id in ids[start:start + self.batch_size]:
                 lines.append(self._company_line(company_id, tags))
-            with transaction.atomic():
-                _copy(Company, COMPANY_COLUMNS, lines)
-                _copy_m2m(Company.tags.through, "company_id", tags)
+            self._write([_copy(Company, COMPANY_COLUMNS, lines), _copy_m2m(Company.tags.through, "company_id", tags)])
             self.summary.companies += len(lines)
             self.progress(f"companies {self.summary.companies:,}/{count:,} ({self._elapsed()})")
 
@@ -492,8 +511,8 @@ class DemoSeeder:
 
     # -- contacts and everything that hangs off them --
 
-    def _contacts(self, count: int) -> None:
-        ids = _reserve_ids(Contact, count)
+    def _contacts(self, ids: list[int]) -> None:
+        count = len(ids)
         r = self.rng.random
         for start in range(0, count, self.batch_size):
             batch_ids = ids[start:start + self.batch_size]
@@ -507,13 +526,14 @@ class DemoSeeder:
                 if index < len(batch_ids) and twin:
                     self._duplicate(batch_ids[index], person, batch)
                     index += 1
-            with transaction.atomic():
-                _copy(Contact, CONTACT_COLUMNS, batch.contacts)
-                _copy_m2m(Contact.tags.through, "contact_id", batch.tags)
-                _copy(LifecycleChange, LIFECYCLE_COLUMNS, batch.lifecycle)
-                _copy(Consent, CONSENT_COLUMNS, batch.consents)
-                _copy(ConsentLog, CONSENT_LOG_COLUMNS, batch.consent_log)
-                _copy(Activity, ACTIVITY_COLUMNS, batch.activities)
+            self._write([
+                _copy(Contact, CONTACT_COLUMNS, batch.contacts),
+                _copy_m2m(Contact.tags.through, "contact_id", batch.tags),
+                _copy(LifecycleChange, LIFECYCLE_COLUMNS, batch.lifecycle),
+                _copy(Consent, CONSENT_COLUMNS, batch.consents),
+                _copy(ConsentLog, CONSENT_LOG_COLUMNS, batch.consent_log),
+                _copy(Activity, ACTIVITY_COLUMNS, batch.activities),
+            ])
             self.summary.contacts += len(batch_ids)
             self.summary.activities += len(batch.activities)
             self.progress(
@@ -820,23 +840,58 @@ def _defaults(model, columns: tuple[str, ...]) -> tuple[list[str], str]:
     return _DEFAULTS_CACHE[key]
 
 
-def _copy(model, columns: tuple[str, ...], lines: list[str]) -> None:
+def _copy(model, columns: tuple[str, ...], lines: list[str]) -> tuple[str, str] | None:
+    """The COPY statement and data for ``lines`` (None when there are none)."""
     if not lines:
-        return
+        return None
     extra_columns, suffix = _defaults(model, columns)
     data = f"{suffix}\n".join(lines) + f"{suffix}\n"
     names = ", ".join(connection.ops.quote_name(c) for c in (*columns, *extra_columns))
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {model._meta.db_table} ({names}) FROM STDIN", io.StringIO(data))
+    return f"COPY {model._meta.db_table} ({names}) FROM STDIN", data
 
 
-def _copy_m2m(through, owner_column: str, pairs: list[tuple]) -> None:
+def _copy_m2m(through, owner_column: str, pairs: list[tuple]) -> tuple[str, str] | None:
     if not pairs:
-        return
+        return None
     other = next(f.column for f in through._meta.concrete_fields if not f.primary_key and f.column != owner_column)
     data = "".join(f"{a}\t{b}\n" for a, b in dict.fromkeys(pairs))
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {through._meta.db_table} ({owner_column}, {other}) FROM STDIN", io.StringIO(data))
+    return f"COPY {through._meta.db_table} ({owner_column}, {other}) FROM STDIN", data
+
+
+class _Copier:
+    """Runs a batch's COPY statements on a worker thread while Python generates the next batch.
+
+    Same database connection, so same transaction: PostgreSQL writes batch n on one core while the
+    generator builds batch n + 1 on the other. The main thread must not use the connection until
+    :meth:`wait` (only the bulk load uses this, and it reserves its ids before generating).
+    """
+
+    def __init__(self):
+        connection.ensure_connection()
+        self.raw = connection.connection
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-copy")
+        self.pending: Future | None = None
+
+    def submit(self, statements: list[tuple[str, str]]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self._run, statements)
+
+    def _run(self, statements: list[tuple[str, str]]) -> None:
+        with self.raw.cursor() as cursor:
+            for sql, data in statements:
+                cursor.copy_expert(sql, io.StringIO(data))
+
+    def wait(self) -> None:
+        """Block until the batch in flight is written; re-raise its error, if any."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown()
 
 
 @contextmanager
