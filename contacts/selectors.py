@@ -68,6 +68,25 @@ def editable_activity_ids(user: User, activities) -> set[int]:
 _PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
 
 
+# Up to this many companies matching a word are passed to the contact search as a list of ids.
+COMPANY_MATCH_LIMIT = 1000
+
+
+def _company_match(word: str) -> Q:
+    """Contacts whose company name matches the word.
+
+    PostgreSQL cannot combine ``search_text LIKE … OR company_id IN (subquery)`` with the trigram
+    index and scans every contact, so the (usually few) matching company ids are looked up first
+    and passed as a list. A word common enough to match more companies than the limit keeps the
+    subquery: still correct, and such a word matches many contacts directly, so a page fills early.
+    """
+    matching = Company.objects.filter(search_text__contains=word).values_list("id", flat=True)
+    ids = list(matching[: COMPANY_MATCH_LIMIT + 1])
+    if len(ids) > COMPANY_MATCH_LIMIT:
+        return Q(company_id__in=matching)
+    return Q(company_id__in=ids) if ids else Q(pk__in=[])
+
+
 def search_filter(term: str, *, model=Contact) -> Q:
     """Match every word of the term in the folded search text (and, for contacts, the company name).
 
@@ -85,7 +104,7 @@ def search_filter(term: str, *, model=Contact) -> Q:
         if len(number) >= 3 and len(number) >= len(word) - 1:
             word_q |= Q(search_text__contains=number.lstrip("0") or number)
         if model is Contact:
-            word_q |= Q(company_id__in=Company.objects.filter(search_text__contains=word).values("id"))
+            word_q |= _company_match(word)
         condition &= word_q
     return condition
 

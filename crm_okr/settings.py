@@ -208,9 +208,6 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "contacts.models.LifecycleStage"},
 }
 
-# Django 6 makes https the default scheme of URL form fields; opt in now.
-FORMS_URLFIELD_ASSUME_HTTPS = True
-
 # Django refuses request bodies above this (a 100 kB string in a field is still validated by the field).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

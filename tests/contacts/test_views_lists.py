@@ -248,8 +248,9 @@ def test_contact_list_with_search_filters_and_cursor_keeps_its_query_count(
         contact.tags.add(tag)
     client = client_for(alice)
     first = client.get("/contacts/", {"q": "person", "stage": "lead", "tag": tag.pk, "owner": alice.pk})
-    # Two more: the chosen owner and tag are validated against what the user may see.
-    with django_assert_num_queries(CONTACT_LIST_QUERIES + 2):
+    # Three more: the chosen owner and tag are validated against what the user may see, and the
+    # companies whose name matches the search word are looked up.
+    with django_assert_num_queries(CONTACT_LIST_QUERIES + 3):
         response = client.get("/contacts/" + next_link(first))
     assert len(names_on_page(response)) == rows
 
