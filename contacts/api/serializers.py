@@ -4,6 +4,8 @@ import re
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 
 from accounts.api import StrictCharField, StrictModelSerializer, StrictSerializer, request_user
 from accounts.models import User
@@ -43,6 +45,30 @@ class TagNamesField(serializers.ListField):
         return [tag.name for tag in value.all()]
 
 
+# Field classes whose output is str(value) (choice keys are strings), None staying None.
+_TEXT_FIELDS = (serializers.CharField, serializers.EmailField, serializers.ChoiceField, StrictCharField)
+
+
+def _reader(field):
+    """A function that gives the field's output for an instance, as DRF's Serializer.to_representation does."""
+    source = field.source_attrs[0] if len(field.source_attrs) == 1 else None
+    if source is not None and type(field) in _TEXT_FIELDS:
+        def read(instance):
+            value = getattr(instance, source)
+            return None if value is None else str(value)
+        return read
+    if source is not None and isinstance(field, serializers.PrimaryKeyRelatedField) and field.pk_field is None:
+        attname = f"{source}_id"
+        return lambda instance: getattr(instance, attname)
+
+    def generic(instance):
+        attribute = field.get_attribute(instance)
+        check = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+        return None if check is None else field.to_representation(attribute)
+
+    return generic
+
+
 def _set_queryset(fields, name, queryset):
     if name in fields and not fields[name].read_only:
         fields[name].queryset = queryset
@@ -74,6 +100,23 @@ class RecordSerializer(StrictModelSerializer):
         _set_queryset(fields, "owner", users_visible_to(user) if user else User.objects.none())
         _set_queryset(fields, "lead_source", LeadSource.objects.all())
         return fields
+
+    def to_representation(self, instance):
+        """DRF's field-by-field output, with plain attributes read directly.
+
+        This is the hot path of the list endpoints (28 fields × 50 rows): the result is the same as
+        ``ModelSerializer.to_representation`` (a test compares them), at about half the cost.
+        """
+        plan = getattr(self, "_read_plan", None)
+        if plan is None:
+            plan = self._read_plan = [(field.field_name, _reader(field)) for field in self._readable_fields]
+        result = {}
+        for name, read in plan:
+            try:
+                result[name] = read(instance)
+            except SkipField:
+                continue
+        return result
 
     def get_completeness(self, record) -> int:
         # The rules are loaded once per request (or per serializer outside one), never per row.
