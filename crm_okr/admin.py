@@ -24,36 +24,31 @@ class CappedCountPaginator(Paginator):
         return self.object_list.order_by()[: self.CAP].count()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class NoWritesMixin:
+    """Refuses add, change and delete in the admin (for lists and inlines alike)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(NoWritesMixin, admin.ModelAdmin):
     """Shown, never written: the rows are written by services (with their history and events)."""
 
     # A million rows: no COUNT(*) over the whole table, neither for the "n total" link nor for paging.
     show_full_result_count = False
     paginator = CappedCountPaginator
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(NoWritesMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class EventStatusFilter(admin.SimpleListFilter):
