@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY crm_okr crm_okr
 COPY accounts accounts
 COPY contacts contacts
+COPY pipeline pipeline
 RUN pip install --no-cache-dir .
 COPY . .
 RUN SECRET_KEY=build-only DEBUG=false python manage.py collectstatic --no-input \

@@ -8,6 +8,7 @@ admin's own save would skip all of that. So the admin shows them read-only.
 import re
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
@@ -29,7 +30,7 @@ from .models import (
 from .rules import CONFIGURABLE_FIELDS
 from .selectors import search_filter
 
-MODELS = {Entity.CONTACT: Contact, Entity.COMPANY: Company}
+MODELS = {Entity.CONTACT: "contacts.Contact", Entity.COMPANY: "contacts.Company", Entity.DEAL: "pipeline.Deal"}
 CUSTOM_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -89,7 +90,7 @@ class CustomFieldDefinitionAdmin(admin.ModelAdmin):
 
 def _field_choices():
     return [
-        (label, [(name, MODELS[entity]._meta.get_field(name).verbose_name) for name in names])
+        (label, [(name, apps.get_model(MODELS[entity])._meta.get_field(name).verbose_name) for name in names])
         for entity, label in Entity.choices
         for names in [CONFIGURABLE_FIELDS[entity]]
     ]
@@ -123,7 +124,7 @@ class FieldSettingAdmin(admin.ModelAdmin):
     @admin.display(description=_("label"))
     def field_label(self, obj: FieldSetting) -> str:
         try:
-            return str(MODELS[obj.entity]._meta.get_field(obj.field_name).verbose_name)
+            return str(apps.get_model(MODELS[obj.entity])._meta.get_field(obj.field_name).verbose_name)
         except Exception:  # a row left from a field that no longer exists
             return "—"
 

@@ -14,6 +14,7 @@ class Entity(models.TextChoices):
 
     CONTACT = "contact", _("Contact")
     COMPANY = "company", _("Company")
+    DEAL = "deal", _("Deal")
 
 
 class LifecycleStage(models.TextChoices):
@@ -342,6 +343,10 @@ class Activity(models.Model):
     company = models.ForeignKey(
         Company, verbose_name=_("company"), on_delete=models.CASCADE, null=True, blank=True, related_name="activities"
     )
+    deal = models.ForeignKey(
+        "pipeline.Deal", verbose_name=_("deal"), on_delete=models.CASCADE, null=True, blank=True,
+        related_name="activities",
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+",
@@ -363,7 +368,8 @@ class Activity(models.Model):
         verbose_name_plural = _("activities")
         constraints = [
             models.CheckConstraint(
-                condition=Q(contact__isnull=False) | Q(company__isnull=False), name="activity_has_subject"
+                condition=Q(contact__isnull=False) | Q(company__isnull=False) | Q(deal__isnull=False),
+                name="activity_has_subject",
             ),
             models.CheckConstraint(
                 condition=~Q(kind="task") | (Q(due_at__isnull=False) & Q(assignee__isnull=False)),
@@ -373,6 +379,7 @@ class Activity(models.Model):
         indexes = [
             models.Index(fields=["contact", "-occurred_at", "-id"], name="activity_contact_time"),
             models.Index(fields=["company", "-occurred_at", "-id"], name="activity_company_time"),
+            models.Index(fields=["deal", "-occurred_at", "-id"], name="activity_deal_time"),
             models.Index(fields=["owner", "-occurred_at"], name="activity_owner_time"),
             models.Index(fields=["-occurred_at", "-id"], name="activity_time"),
             models.Index(

@@ -20,6 +20,7 @@ from .models import CustomFieldDefinition, Entity, FieldSetting
 DEFAULT_IMPORTANT = {
     Entity.CONTACT: ["first_name", "last_name", "email", "phone", "company", "job_title", "lead_source", "city"],
     Entity.COMPANY: ["name", "industry", "website", "phone", "city", "size"],
+    Entity.DEAL: ["amount", "expected_close_date", "contact"],
 }
 # Fields an admin may make required or important, per record kind.
 CONFIGURABLE_FIELDS = {
@@ -31,9 +32,10 @@ CONFIGURABLE_FIELDS = {
         "legal_name", "tax_number", "website", "email", "phone", "industry", "size", "annual_revenue", "address",
         "city", "country", "lead_source", "owner",
     ],
+    Entity.DEAL: ["amount", "expected_close_date", "contact", "company", "lead_source", "owner"],
 }
 # Always required, whatever the settings say.
-ALWAYS_REQUIRED = {Entity.CONTACT: ["first_name"], Entity.COMPANY: ["name"]}
+ALWAYS_REQUIRED = {Entity.CONTACT: ["first_name"], Entity.COMPANY: ["name"], Entity.DEAL: ["name"]}
 
 
 def normalize_email(value: str | None) -> str:
@@ -207,7 +209,7 @@ def coerce_custom_value(definition: CustomFieldDefinition, value):
 
 
 def _value(record, name: str):
-    if name in {"company", "lead_source", "owner"}:
+    if name in {"company", "contact", "lead_source", "owner"}:
         return getattr(record, f"{name}_id")
     return getattr(record, name, None)
 

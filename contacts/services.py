@@ -371,6 +371,7 @@ def company_archive(*, company: Company, actor: User) -> Company:
 def activity_log(
     *, actor: User, kind: str, subject: str, contact: Contact | None = None, company: Company | None = None,
     body: str = "", occurred_at: datetime | None = None, assignee: User | None = None, due_at: datetime | None = None,
+    deal=None,
 ) -> Activity:
     """Log a call, e-mail, meeting or note, or add a task; keeps the records' last activity time current.
 
@@ -382,7 +383,11 @@ def activity_log(
     if kind not in Activity.Kind.values:
         errors["kind"] = [_("“%(value)s” is not one of: %(options)s.") % {
             "value": str(kind)[:20], "options": ", ".join(Activity.Kind.values)}]
-    if contact is None and company is None:
+    if deal is not None:
+        # Logged on a deal: it also shows on the deal's contact and company timelines.
+        contact = contact or deal.contact
+        company = company or deal.company
+    if contact is None and company is None and deal is None:
         errors["contact"] = [_("Choose a contact or a company.")]
     if contact is not None and company is None:
         company = contact.company
@@ -393,14 +398,14 @@ def activity_log(
     else:
         assignee, due_at = None, None
     now = timezone.now()
-    record = contact or company
+    record = deal or contact or company
     activity = Activity(
-        kind=kind, subject=subject, body=body or "", contact=contact, company=company, owner=actor,
+        kind=kind, subject=subject, body=body or "", contact=contact, company=company, deal=deal, owner=actor,
         team_id=record.team_id if record is not None else actor.team_id, occurred_at=occurred_at or now,
         assignee=assignee, due_at=due_at, created_at=now,
     )
     try:
-        activity.full_clean(exclude=["owner", "team", "contact", "company", "assignee"])
+        activity.full_clean(exclude=["owner", "team", "contact", "company", "deal", "assignee"])
     except ValidationError as exc:
         for name, messages in exc.message_dict.items():
             errors.setdefault(name, messages)
@@ -411,7 +416,7 @@ def activity_log(
         _touch_last_activity(activity, activity.occurred_at)
     events.record("activity.logged", activity, actor=actor, data={
         "kind": activity.kind, "contact_id": activity.contact_id, "company_id": activity.company_id,
-        "owner_id": activity.owner_id, "assignee_id": activity.assignee_id,
+        "deal_id": activity.deal_id, "owner_id": activity.owner_id, "assignee_id": activity.assignee_id,
     })
     return activity
 

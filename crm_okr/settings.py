@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "crm_okr",
     "accounts",
     "contacts",
+    "pipeline",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +136,8 @@ USE_TZ = True
 
 # Phone numbers are stored in E.164; numbers typed without a country code use this region.
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "TR")
+# The company currency: deals default to it and money totals (forecast, win/loss) are in it.
+CRM_CURRENCY = os.environ.get("CRM_CURRENCY", "TRY").upper()
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -84,3 +84,26 @@ class ActivityFactory(factory.django.DjangoModelFactory):
     owner = factory.LazyAttribute(lambda a: a.contact.owner if a.contact else None)
     team = factory.LazyAttribute(lambda a: a.contact.team if a.contact else None)
     occurred_at = factory.LazyFunction(timezone.now)
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    """A deal row written directly, with any timestamps (for report fixtures); use pipeline.services for behaviour.
+
+    Pass ``stage``; the pipeline, status and close time follow it unless given.
+    """
+
+    class Meta:
+        model = "pipeline.Deal"
+
+    name = factory.Sequence(lambda n: f"Deal {n}")
+    pipeline = factory.LazyAttribute(lambda d: d.stage.pipeline)
+    status = factory.LazyAttribute(lambda d: d.stage.kind)
+    owner = None
+    team = factory.LazyAttribute(lambda d: d.owner.team if d.owner else None)
+    search_text = factory.LazyAttribute(lambda d: fold(d.name))
+    created_at = factory.LazyFunction(timezone.now)
+    stage_entered_at = factory.LazyAttribute(lambda d: d.created_at)
+    closed_at = factory.LazyAttribute(lambda d: None if d.status == "open" else d.stage_entered_at)
+    rots_at = factory.LazyAttribute(
+        lambda d: d.stage_entered_at + timezone.timedelta(days=d.stage.rotting_days) if d.status == "open" else None
+    )

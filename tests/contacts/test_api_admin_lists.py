@@ -105,7 +105,7 @@ def test_admin_defines_a_choice_field_that_contacts_then_use(api_for, sam, alice
 @pytest.mark.parametrize("body, field", [
     ({"entity": "contact", "key": "Sector-1", "label": "S", "field_type": "text"}, "key"),
     ({"entity": "contact", "key": "taken", "label": "S", "field_type": "text"}, "key"),
-    ({"entity": "deal", "key": "s", "label": "S", "field_type": "text"}, "entity"),
+    ({"entity": "ticket", "key": "s", "label": "S", "field_type": "text"}, "entity"),
     ({"entity": "contact", "key": "s", "label": "S", "field_type": "colour"}, "field_type"),
     ({"entity": "contact", "key": "s", "label": "S", "field_type": "choice"}, "choices"),
     ({"entity": "contact", "key": "s", "label": "S", "field_type": "choice", "choices": "a,b"}, "choices"),

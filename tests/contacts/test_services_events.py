@@ -53,7 +53,7 @@ def test_activity_logged_event(alice):
     activity = services.activity_log(actor=alice, kind="call", subject="Intro call", contact=contact)
     event = Event.objects.get(name="activity.logged")
     assert (event.subject_type, event.subject_id, event.actor) == ("contacts.activity", activity.pk, alice)
-    assert event.payload == {"kind": "call", "contact_id": contact.pk, "company_id": None,
+    assert event.payload == {"kind": "call", "contact_id": contact.pk, "company_id": None, "deal_id": None,
                              "owner_id": alice.pk, "assignee_id": None}
 
 

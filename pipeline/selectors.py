@@ -1,0 +1,189 @@
+"""Every read of deals, scoped by visibility: one selector for pages, API, exports and reports.
+
+Deals follow the contact rules: a rep sees the deals of their team and the ones they own, a manager
+those of the teams they manage, admins and integrations everything. A hidden deal is a 404 everywhere.
+"""
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import team_scope
+from contacts.selectors import activities_visible_to, can_edit  # noqa: F401  (re-exported for deal pages)
+from crm_okr.pagination import SortOption, paginate
+from crm_okr.text import fold
+
+from .models import Deal, Pipeline, Stage
+
+MONEY = DecimalField(max_digits=20, decimal_places=2)
+
+
+def deals_visible_to(user: User) -> QuerySet[Deal]:
+    qs = Deal.objects.all()
+    scope = team_scope(user)
+    return qs if scope is None else qs.filter(scope)
+
+
+def stale_q(now=None) -> Q:
+    """Open deals that have been in their stage longer than the stage's rotting limit."""
+    return Q(status=Deal.Status.OPEN, rots_at__lte=now or timezone.now())
+
+
+def weighted_expr():
+    """amount × stage probability ÷ 100, in the database (NULL amounts count as nothing)."""
+    return ExpressionWrapper(F("amount") * F("stage__probability") / Decimal(100), output_field=MONEY)
+
+
+def in_company_currency() -> Q:
+    return Q(currency=settings.CRM_CURRENCY)
+
+
+def month_bounds(month: str) -> tuple[date, date] | None:
+    """``"2026-11"`` → (first day, last day), or None when it is not a month."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        first = date(year, number, 1)
+    except (ValueError, TypeError):
+        return None
+    return first, date(year, number, calendar.monthrange(year, number)[1])
+
+
+def deal_list(
+    *, user: User, search: str = "", pipeline=None, stage=None, owner=None, team=None, status: str = "",
+    stale: bool | None = None, close_month: str = "", close_from: date | None = None, close_to: date | None = None,
+    amount_min: Decimal | None = None, amount_max: Decimal | None = None, contact=None, company=None,
+) -> QuerySet[Deal]:
+    """The deals a list page, export or endpoint shows, with what the rows display fetched up front."""
+    qs = deals_visible_to(user).select_related("pipeline", "stage", "owner", "contact", "company", "lead_source")
+    if search:
+        for word in fold(search).split()[:8]:
+            qs = qs.filter(search_text__contains=word)
+    if pipeline is not None:
+        qs = qs.filter(pipeline=pipeline)
+    if stage is not None:
+        qs = qs.filter(stage=stage)
+    if owner is not None:
+        qs = qs.filter(owner=owner)
+    if team is not None:
+        qs = qs.filter(team=team)
+    if status:
+        qs = qs.filter(status=status)
+    if stale is True:
+        qs = qs.filter(stale_q())
+    elif stale is False:
+        qs = qs.exclude(stale_q())
+    if close_month:
+        bounds = month_bounds(close_month)
+        if bounds:
+            close_from, close_to = bounds
+    if close_from is not None:
+        qs = qs.filter(expected_close_date__gte=close_from)
+    if close_to is not None:
+        qs = qs.filter(expected_close_date__lte=close_to)
+    if amount_min is not None:
+        qs = qs.filter(amount__gte=amount_min)
+    if amount_max is not None:
+        qs = qs.filter(amount__lte=amount_max)
+    if contact is not None:
+        qs = qs.filter(contact=contact)
+    if company is not None:
+        qs = qs.filter(company=company)
+    return qs
+
+
+def stage_history(deal: Deal) -> list[dict]:
+    """The deal's stage changes, oldest first, each with how long the deal stayed in the stage it entered."""
+    changes = list(deal.stage_changes.select_related("actor").order_by("changed_at", "id"))
+    now = timezone.now()
+    rows = []
+    for position, change in enumerate(changes):
+        left_at = changes[position + 1].changed_at if position + 1 < len(changes) else None
+        end = left_at or (deal.closed_at if not deal.is_open else now)
+        rows.append({
+            "change": change,
+            "entered_at": change.changed_at,
+            "left_at": left_at,
+            "duration": max(end - change.changed_at, timedelta(0)) if end else None,
+            "current": left_at is None,
+        })
+    return rows
+
+
+def deal_timeline(*, user: User, deal: Deal, limit: int = 50):
+    """The activities and tasks logged on the deal, newest first."""
+    return (
+        activities_visible_to(user).filter(deal=deal).select_related("owner", "assignee", "contact", "company")
+        .order_by("-occurred_at", "-id")[:limit]
+    )
+
+
+# --- the board -----------------------------------------------------------------------------------
+
+BOARD_SORT = SortOption("in_stage", "stage_entered_at")
+BOARD_PAGE = 25
+
+
+@dataclass
+class Column:
+    stage: Stage
+    count: int = 0
+    total: Decimal = Decimal(0)
+    weighted: Decimal = Decimal(0)
+    deals: list = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def board_deals(*, user: User, pipeline: Pipeline, owner=None, team=None) -> QuerySet[Deal]:
+    """The open deals the board shows (before splitting into columns)."""
+    qs = deals_visible_to(user).filter(pipeline=pipeline, status=Deal.Status.OPEN)
+    if owner is not None:
+        qs = qs.filter(owner=owner)
+    if team is not None:
+        qs = qs.filter(team=team)
+    return qs
+
+
+def column_totals(deals: QuerySet[Deal]) -> dict[int, dict]:
+    """Per stage: count, total and weighted amount (company currency), in one grouped query."""
+    money = in_company_currency()
+    rows = deals.order_by().values("stage_id").annotate(
+        count=Count("id"),
+        total=Sum("amount", filter=money),
+        weighted=Sum(weighted_expr(), filter=money),
+    )
+    return {row["stage_id"]: row for row in rows}
+
+
+def column_page(deals: QuerySet[Deal], stage: Stage, *, cursor: str | None = None, page_size: int = BOARD_PAGE):
+    """One page of a column's cards, longest in the stage first (so the stale ones lead)."""
+    qs = deals.filter(stage=stage).select_related("owner", "contact", "company")
+    return paginate(qs, sort=BOARD_SORT, cursor=cursor, page_size=page_size)
+
+
+def board(*, user: User, pipeline: Pipeline, owner=None, team=None, page_size: int = BOARD_PAGE) -> list[Column]:
+    """The columns of a pipeline's board: one per open stage with totals and the first page of cards.
+
+    The query count is fixed by the number of stages, never by the number of deals.
+    """
+    stages = list(pipeline.stages.order_by("order", "id"))
+    deals = board_deals(user=user, pipeline=pipeline, owner=owner, team=team)
+    totals = column_totals(deals)
+    columns = []
+    for stage in stages:
+        column = Column(stage=stage)
+        if stage.kind == Stage.Kind.OPEN:
+            row = totals.get(stage.pk, {})
+            column.count = row.get("count", 0)
+            column.total = row.get("total") or Decimal(0)
+            column.weighted = (row.get("weighted") or Decimal(0)).quantize(Decimal("0.01"))
+            if column.count:
+                page = column_page(deals, stage, page_size=page_size)
+                column.deals, column.next_cursor = page.items, page.next_cursor
+        columns.append(column)
+    return columns
