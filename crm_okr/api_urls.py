@@ -1,5 +1,6 @@
 """The REST API, version 1 (included at /api/v1/)."""
 
+from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import TeamViewSet, UserViewSet
@@ -23,4 +24,7 @@ router.register("custom-fields", CustomFieldDefinitionViewSet, basename="api-cus
 router.register("users", UserViewSet, basename="api-user")
 router.register("teams", TeamViewSet, basename="api-team")
 
-urlpatterns = router.urls
+urlpatterns = router.urls + [
+    path("", include("pipeline.api.urls")),
+    path("", include("pipeline.reports_api_urls")),
+]
