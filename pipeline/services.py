@@ -244,7 +244,7 @@ def stage_delete(*, actor: User, stage: Stage, move_to: Stage | None = None) -> 
 
 def _payload(deal: Deal) -> dict:
     return {
-        "pipeline_id": deal.pipeline_id, "stage_id": deal.stage_id, "status": deal.status,
+        "name": deal.name, "pipeline_id": deal.pipeline_id, "stage_id": deal.stage_id, "status": deal.status,
         "amount": str(deal.amount) if deal.amount is not None else None, "currency": deal.currency,
         "owner_id": deal.owner_id, "team_id": deal.team_id, "contact_id": deal.contact_id,
         "company_id": deal.company_id,

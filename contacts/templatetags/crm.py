@@ -73,6 +73,14 @@ def section(url_name: str | None) -> str:
         return "companies"
     if name.startswith("notification"):
         return "notifications"
+    if name.startswith("deal"):
+        return "deals"
+    if name.startswith("board"):
+        return "board"
+    if name in {"forecast", "pipeline-review", "win-loss"}:
+        return "reports"
+    if name.startswith("pipeline-settings"):
+        return "settings"
     return name
 
 

@@ -239,3 +239,17 @@ def test_activities_logged_on_a_deal_show_on_its_contact(alice, make_deal):
     activity = activity_log(actor=alice, kind="call", subject="Fiyat görüşmesi", deal=deal)
     assert (activity.deal, activity.contact, activity.team) == (deal, contact, alice.team)
     assert Activity.objects.filter(contact=contact).count() == 1
+
+
+def test_the_owner_hears_of_deals_given_or_closed_by_someone_else(
+    alice, mona, make_deal, stages, price, django_capture_on_commit_callbacks,
+):
+    from accounts.models import Notification
+
+    with django_capture_on_commit_callbacks(execute=True):
+        make_deal(alice, name="Kendi fırsatım")  # her own: no notice
+        deal = make_deal(mona, name="Büyük fırsat", owner=alice)
+        services.deal_move(actor=mona, deal=deal, stage=stages["Lost"], lost_reason=price)
+    assert [n.text for n in Notification.objects.filter(user=alice).order_by("id")] == [
+        "A deal was assigned to you: Büyük fırsat", "Your deal was marked lost: Büyük fırsat"]
+    assert Notification.objects.filter(user=alice).first().link == f"/deals/{deal.pk}/"
