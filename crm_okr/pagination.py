@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
@@ -41,18 +42,24 @@ class Page:
 def encode_cursor(value, pk: int, reverse: bool = False) -> str:
     if hasattr(value, "isoformat"):
         value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
     raw = json.dumps({"v": value, "id": pk, "r": int(reverse)}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, model, field: str):
-    """Return (value, id, reverse) or raise ValidationError for a cursor we did not make."""
+def decode_cursor(cursor: str, *, model, field: str, output_field=None):
+    """Return (value, id, reverse) or raise ValidationError for a cursor we did not make.
+
+    ``output_field`` types the value when the sort is on an annotation (e.g. a Coalesce that keeps
+    a nullable column out of the row comparison) rather than on a model field.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
         pk = int(data["id"])
         reverse = bool(data.get("r", 0))
-        value = model._meta.get_field(field).to_python(data["v"])
+        value = (output_field or model._meta.get_field(field)).to_python(data["v"])
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, ValidationError, AttributeError):
         raise ValidationError({"cursor": _("Invalid cursor: use the next/previous links as given.")}) from None
     return value, pk, reverse
@@ -62,7 +69,9 @@ def paginate(qs: QuerySet, *, sort: SortOption, cursor: str | None, page_size: i
     """One page of ``qs`` in ``sort`` order, after (or, going back, before) the cursor's row."""
     reverse = False
     if cursor:
-        value, pk, reverse = decode_cursor(cursor, model=qs.model, field=sort.field)
+        annotation = qs.query.annotations.get(sort.field)
+        value, pk, reverse = decode_cursor(cursor, model=qs.model, field=sort.field,
+                                           output_field=annotation.output_field if annotation is not None else None)
         # Going forward on an ascending list means "after"; the other three cases follow.
         after = sort.descending == reverse
         lookup = TupleGreaterThan if after else TupleLessThan
