@@ -11,9 +11,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import User
 from accounts.selectors import assignable_owners
@@ -64,33 +65,81 @@ def _full_clean(instance, *, exclude=None) -> None:
         raise ValidationError(exc.message_dict) from None
 
 
+def _same_name(name: str, others) -> bool:
+    """Whether ``name`` equals one of ``others`` ignoring case and accents ("IŞIK", "ışık" and "Isik" are one name)."""
+    key = fold(name)
+    return any(fold(other) == key for other in others)
+
+
+def _check_pipeline_name(name: str, *, exclude_pk: int | None = None) -> None:
+    others = Pipeline.objects.exclude(pk=exclude_pk).values_list("name", flat=True)
+    if name and _same_name(name, others):
+        raise ValidationError({"name": _("There is already a pipeline called “%(name)s”.") % {"name": name}})
+
+
+def _check_stage_name(stage: Stage, others) -> None:
+    if stage.name and _same_name(stage.name, others):
+        raise ValidationError({"name": _("“%(pipeline)s” already has a stage called “%(name)s”.") % {
+            "pipeline": stage.pipeline.name, "name": stage.name}})
+
+
+def _unknown_stage_fields(data: dict, allowed) -> None:
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise ValidationError({str(name)[:60]: _("Unknown field.") for name in sorted(map(str, unknown))})
+
+
 @transaction.atomic
 def pipeline_create(*, actor: User, name: str, is_default: bool = False, stages: list[dict] | None = None) -> Pipeline:
     """A new pipeline with its stages (the default set unless given); the first one becomes the default."""
     _require_admin(actor)
+    _lock_default()
     order = (Pipeline.objects.aggregate(m=Max("order"))["m"] or 0) + 1
     first = not Pipeline.objects.exists()
     pipeline = Pipeline(name=clean_name(name), is_default=is_default or first, order=order)
+    _check_pipeline_name(pipeline.name)
     _full_clean(pipeline, exclude=["is_default"])
     if pipeline.is_default:
         Pipeline.objects.filter(is_default=True).update(is_default=False)
     pipeline.save()
-    for position, spec in enumerate(stages if stages is not None else default_stages(), start=1):
-        stage = Stage(pipeline=pipeline, order=position, **spec)
-        stage.exit_criteria = criteria.clean(stage.exit_criteria)
-        _full_clean(stage)
+    specs = stages if stages is not None else default_stages()
+    if not isinstance(specs, list | tuple) or not all(isinstance(spec, dict) for spec in specs):
+        raise ValidationError({"stages": _("Expected a list of stages.")})
+    names: list[str] = []
+    created = []
+    for spec in specs:
+        _unknown_stage_fields(spec, STAGE_FIELDS)
+        stage = Stage(pipeline=pipeline, **{k: v for k, v in spec.items() if k != "exit_criteria"})
+        stage.name = clean_name(stage.name)
+        stage.exit_criteria = criteria.clean(spec.get("exit_criteria"))
+        _check_stage_name(stage, names)
+        _full_clean(stage, exclude=["order"])
+        names.append(stage.name)
+        created.append(stage)
+    # Open stages first, in the given order, then the won and lost ones.
+    for position, stage in enumerate(_in_pipeline_order(created), start=1):
+        stage.order = position
         stage.save()
     _check_pipeline_shape(pipeline)
     return pipeline
 
 
+def _lock_default() -> None:
+    """Wait for any other change of the default pipeline, so two admins switching it never collide."""
+    list(Pipeline.objects.select_for_update().filter(is_default=True).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def pipeline_update(*, actor: User, pipeline: Pipeline, name: str | None = None, is_default: bool | None = None,
                     order: int | None = None) -> Pipeline:
+    """Rename a pipeline, move it in the list, or make it the default (the old default stops being one)."""
     _require_admin(actor)
+    if is_default:
+        _lock_default()
     pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
     if name is not None:
         pipeline.name = clean_name(name)
+        _check_pipeline_name(pipeline.name, exclude_pk=pipeline.pk)
     if order is not None:
         pipeline.order = order
     if is_default is False and pipeline.is_default:
@@ -105,14 +154,24 @@ def pipeline_update(*, actor: User, pipeline: Pipeline, name: str | None = None,
 
 @transaction.atomic
 def pipeline_delete(*, actor: User, pipeline: Pipeline) -> None:
+    """Delete a pipeline and its stages: refused while it holds deals, or while it is the default and others exist."""
     _require_admin(actor)
+    pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
     count = Deal.objects.filter(pipeline=pipeline).count()
     if count:
-        raise ValidationError({"pipeline": _(
-            "“%(name)s” still holds %(count)d deals; it cannot be deleted.") % {"name": pipeline.name, "count": count}})
+        raise ValidationError({"pipeline": ngettext(
+            "“%(name)s” still holds %(count)d deal; it cannot be deleted.",
+            "“%(name)s” still holds %(count)d deals; it cannot be deleted.", count,
+        ) % {"name": pipeline.name, "count": count}})
     if pipeline.is_default and Pipeline.objects.exclude(pk=pipeline.pk).exists():
         raise ValidationError({"pipeline": _("Make another pipeline the default before deleting this one.")})
-    pipeline.delete()
+    try:
+        with transaction.atomic():
+            pipeline.delete()
+    except ProtectedError:
+        # A deal was added to it while we were deciding.
+        raise ValidationError({"pipeline": _(
+            "“%(name)s” received a deal meanwhile; it cannot be deleted.") % {"name": pipeline.name}}) from None
 
 
 def _check_pipeline_shape(pipeline: Pipeline) -> None:
@@ -127,29 +186,40 @@ def _check_pipeline_shape(pipeline: Pipeline) -> None:
 STAGE_FIELDS = ["name", "kind", "probability", "rotting_days", "exit_criteria", "allow_skip"]
 
 
+def _in_pipeline_order(stages: list[Stage]) -> list[Stage]:
+    """Open stages first, won and lost stages after them; otherwise as given (a stable sort)."""
+    return sorted(stages, key=lambda s: s.kind != Stage.Kind.OPEN)
+
+
 @transaction.atomic
 def stage_create(*, actor: User, pipeline: Pipeline, data: dict) -> Stage:
-    """Add a stage; open stages go after the last open stage unless an order is given, won/lost at the end."""
+    """Add a stage; open stages go after the last open stage unless an order is given, won/lost at the end.
+
+    Open stages always come before the won and lost ones, whatever ``order`` says.
+    """
     _require_admin(actor)
-    unknown = set(data) - set(STAGE_FIELDS) - {"order"}
-    if unknown:
-        raise ValidationError({name: _("Unknown field.") for name in sorted(unknown)})
-    stage = Stage(pipeline=pipeline, **{k: v for k, v in data.items() if k != "exit_criteria"})
+    _unknown_stage_fields(data, [*STAGE_FIELDS, "order"])
+    stage = Stage(pipeline=pipeline, **{k: v for k, v in data.items() if k not in {"exit_criteria", "order"}})
     stage.name = clean_name(stage.name)
     stage.exit_criteria = criteria.clean(data.get("exit_criteria"))
-    stages = list(pipeline.stages.order_by("order", "id"))
-    if "order" not in data:
+    stages = list(Stage.objects.select_for_update().filter(pipeline=pipeline).order_by("order", "id"))
+    _check_stage_name(stage, [s.name for s in stages])
+    if data.get("order") is None:
         if stage.kind == Stage.Kind.OPEN:
             closed = [s for s in stages if s.kind != Stage.Kind.OPEN]
             position = stages.index(closed[0]) if closed else len(stages)
         else:
             position = len(stages)
     else:
-        position = max(0, min(int(data["order"]) - 1, len(stages)))
+        try:
+            position = max(0, min(int(data["order"]) - 1, len(stages)))
+        except (TypeError, ValueError):
+            raise ValidationError({"order": _("Enter a whole number.")}) from None
     _full_clean(stage, exclude=["order"])
+    stage.order = len(stages) + 1
     stage.save()
     stages.insert(position, stage)
-    _renumber(stages)
+    _renumber(_in_pipeline_order(stages))
     return stage
 
 
@@ -157,22 +227,25 @@ def stage_create(*, actor: User, pipeline: Pipeline, data: dict) -> Stage:
 def stage_update(*, actor: User, stage: Stage, data: dict) -> Stage:
     """Rename or re-tune a stage. A new rotting limit re-dates the staleness of the deals in it at once."""
     _require_admin(actor)
-    unknown = set(data) - set(STAGE_FIELDS)
-    if unknown:
-        raise ValidationError({name: _("Unknown field.") for name in sorted(unknown)})
-    stage = Stage.objects.select_for_update().get(pk=stage.pk)
+    _unknown_stage_fields(data, STAGE_FIELDS)
+    stage = Stage.objects.select_for_update().select_related("pipeline").get(pk=stage.pk)
     old_kind, old_rotting = stage.kind, stage.rotting_days
     for name, value in data.items():
         setattr(stage, name, value)
     stage.name = clean_name(stage.name)
     if "exit_criteria" in data:
         stage.exit_criteria = criteria.clean(data["exit_criteria"])
+    if "name" in data:
+        _check_stage_name(stage, Stage.objects.filter(pipeline_id=stage.pipeline_id).exclude(pk=stage.pk)
+                          .values_list("name", flat=True))
     _full_clean(stage)
     if stage.kind != old_kind and Deal.objects.filter(stage=stage).exists():
         raise ValidationError({"kind": _("The stage holds deals; move them before changing its kind.")})
     stage.save()
     if stage.kind != old_kind:
         _check_pipeline_shape(stage.pipeline)
+        _renumber(_in_pipeline_order(list(stage.pipeline.stages.order_by("order", "id"))))
+        stage.refresh_from_db(fields=["order"])
     if stage.rotting_days != old_rotting:
         Deal.objects.filter(stage=stage, status=Deal.Status.OPEN).update(
             rots_at=F("stage_entered_at") + timedelta(days=stage.rotting_days)
@@ -189,27 +262,37 @@ def _renumber(stages: list[Stage]) -> None:
 
 @transaction.atomic
 def stages_reorder(*, actor: User, pipeline: Pipeline, stage_ids: list[int]) -> list[Stage]:
-    """Put the pipeline's stages in the given order (every stage of the pipeline, each once)."""
+    """Put the pipeline's stages in the given order (every stage of the pipeline, each once).
+
+    The open stages must come before the won and lost ones.
+    """
     _require_admin(actor)
-    stages = {s.pk: s for s in Stage.objects.select_for_update().filter(pipeline=pipeline)}
+    stages = {s.pk: s for s in Stage.objects.select_for_update().filter(pipeline=pipeline).order_by("pk")}
     if not isinstance(stage_ids, list) or sorted(map(str, stage_ids)) != sorted(map(str, stages)):
         raise ValidationError({"stages": _("List every stage of “%(pipeline)s” exactly once.") % {
             "pipeline": pipeline.name}})
     ordered = [stages[int(pk)] for pk in stage_ids]
+    if ordered != _in_pipeline_order(ordered):
+        raise ValidationError({"stages": _("Won and lost stages come after the open stages.")})
     _renumber(ordered)
     return ordered
 
 
 @transaction.atomic
 def stage_delete(*, actor: User, stage: Stage, move_to: Stage | None = None) -> int:
-    """Delete a stage; its deals must be moved to another stage of the same kind. Returns how many moved."""
+    """Delete a stage; its deals must be moved to another stage of the same kind. Returns how many moved.
+
+    Each moved deal gets a stage-history row and starts its time (and its rotting limit) in the new stage.
+    """
     _require_admin(actor)
-    stage = Stage.objects.select_for_update().get(pk=stage.pk)
+    stage = Stage.objects.select_for_update().select_related("pipeline").get(pk=stage.pk)
     deals = Deal.objects.filter(stage=stage)
-    count = deals.count()
+    rows = list(deals.select_for_update().order_by("pk").values_list("pk", "stage_entered_at"))
+    count = len(rows)
     if count and move_to is None:
-        raise ValidationError({"move_to": _(
-            "“%(stage)s” still holds %(count)d deals. Choose a stage to move them to before deleting it."
+        raise ValidationError({"move_to": ngettext(
+            "“%(stage)s” still holds %(count)d deal. Choose a stage to move it to before deleting it.",
+            "“%(stage)s” still holds %(count)d deals. Choose a stage to move them to before deleting it.", count,
         ) % {"stage": stage.name, "count": count}})
     if move_to is not None:
         if move_to.pk == stage.pk or move_to.pipeline_id != stage.pipeline_id:
@@ -219,21 +302,26 @@ def stage_delete(*, actor: User, stage: Stage, move_to: Stage | None = None) -> 
                                    % {"kind": stage.get_kind_display()}})
     if count:
         now = timezone.now()
-        rows = list(deals.values_list("pk", "stage_entered_at"))
         StageChange.objects.bulk_create([
             StageChange(
                 deal_id=pk, from_stage=stage, from_stage_name=stage.name, to_stage=move_to,
                 to_stage_name=move_to.name, direction=_direction(stage, move_to), changed_at=now, actor=actor,
-                seconds_in_from_stage=int((now - entered).total_seconds()),
+                seconds_in_from_stage=max(0, int((now - entered).total_seconds())),
             )
             for pk, entered in rows
         ], batch_size=2000)
         update = {"stage": move_to, "stage_entered_at": now, "updated_at": now}
         if move_to.kind == Stage.Kind.OPEN:
             update["rots_at"] = now + timedelta(days=move_to.rotting_days)
-        deals.update(**update)
+        Deal.objects.filter(pk__in=[pk for pk, _entered in rows]).update(**update)
     pipeline = stage.pipeline
-    stage.delete()
+    try:
+        with transaction.atomic():
+            stage.delete()
+    except ProtectedError:
+        # A deal was moved into the stage while we were moving the others out.
+        raise ValidationError({"move_to": _(
+            "A deal entered “%(stage)s” meanwhile; try again.") % {"stage": stage.name}}) from None
     _check_pipeline_shape(pipeline)
     _renumber(list(pipeline.stages.order_by("order", "id")))
     return count
