@@ -223,7 +223,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One name for the lifecycle stages wherever they appear (contacts, lifecycle changes).
-    "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "contacts.models.LifecycleStage"},
+    "ENUM_NAME_OVERRIDES": {
+        "LifecycleStageEnum": "contacts.models.LifecycleStage",
+        # A stage's kind and a deal's status share one choice set (a deal's status follows its stage's kind).
+        "OpenWonLostEnum": "pipeline.models.Stage.Kind",
+        # The consent status and the activity kind keep the names they had before stages and deals came.
+        "StatusEnum": "contacts.models.Consent.Status",
+        "KindEnum": "contacts.models.Activity.Kind",
+    },
 }
 
 # Django refuses request bodies above this (a 100 kB string in a field is still validated by the field).
