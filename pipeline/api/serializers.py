@@ -4,7 +4,10 @@ Related ids are looked up among the rows the caller may see (contacts, companies
 reads exactly like an unknown one: a 400 on that field, never a leak.
 """
 
+import re
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -20,9 +23,9 @@ from crm_okr.text import collapse_spaces
 from .. import criteria
 from ..models import Deal, LostReason, Pipeline, Stage, StageChange
 
-MOVE_STAGE_HINT = _("Deals change stage only through POST /api/v1/deals/{id}/move-stage/, which checks the "
-                    "stage's exit criteria.")
+MOVE_STAGE_HINT = _("A deal changes stage only through POST %(url)s, which checks the stage's exit criteria.")
 REORDER_HINT = _("Change the order with POST /api/v1/pipelines/{id}/reorder-stages/.")
+CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 # Bounds on a custom_fields object sent in a body (the definitions are checked by the service).
 MAX_CUSTOM_KEYS = 100
 MAX_CUSTOM_KEY_LENGTH = 100
@@ -245,6 +248,12 @@ class DealSerializer(StrictModelSerializer):
         _set_queryset(fields, "lead_source", LeadSource.objects.all())
         return fields
 
+    def validate_currency(self, value):
+        # The service checks the length and letters; non-Latin letters ("ÇĞŞ") are no ISO code either.
+        if value.strip() and not CURRENCY_RE.match(value.strip()):
+            raise serializers.ValidationError(_("Use a three-letter ISO currency code such as TRY, EUR or USD."))
+        return value
+
     def validate(self, attrs):
         deal = self.instance
         if deal is None:
@@ -253,7 +262,7 @@ class DealSerializer(StrictModelSerializer):
         # A record read from the API may be sent back as it is: the same pipeline and stage are no change.
         if "stage" in attrs:
             if attrs["stage"].pk != deal.stage_id:
-                errors["stage"] = [MOVE_STAGE_HINT]
+                errors["stage"] = [MOVE_STAGE_HINT % {"url": reverse("api-deal-move-stage", args=[deal.pk])}]
             attrs.pop("stage")
         if "pipeline" in attrs:
             if attrs["pipeline"].pk != deal.pipeline_id:
