@@ -135,6 +135,8 @@ class Column:
     count: int = 0
     total: Decimal = Decimal(0)
     weighted: Decimal = Decimal(0)
+    # Deals in another currency: counted, but their amounts are not in total or weighted.
+    other_currency: int = 0
     deals: list = field(default_factory=list)
     next_cursor: str | None = None
 
@@ -156,6 +158,7 @@ def column_totals(deals: QuerySet[Deal]) -> dict[int, dict]:
         count=Count("id"),
         total=Sum("amount", filter=money),
         weighted=Sum(weighted_expr(), filter=money),
+        other_currency=Count("id", filter=~money),
     )
     return {row["stage_id"]: row for row in rows}
 
@@ -182,8 +185,25 @@ def board(*, user: User, pipeline: Pipeline, owner=None, team=None, page_size: i
             column.count = row.get("count", 0)
             column.total = row.get("total") or Decimal(0)
             column.weighted = (row.get("weighted") or Decimal(0)).quantize(Decimal("0.01"))
+            column.other_currency = row.get("other_currency", 0)
             if column.count:
                 page = column_page(deals, stage, page_size=page_size)
                 column.deals, column.next_cursor = page.items, page.next_cursor
         columns.append(column)
     return columns
+
+
+def board_closed_totals(*, user: User, pipeline: Pipeline, since, owner=None, team=None) -> dict[int, dict]:
+    """Per won/lost stage: how many deals closed there since a time, and their amount (company currency).
+
+    The board's Won and Lost drop targets show these; one grouped query on the closed-deals index.
+    """
+    qs = deals_visible_to(user).filter(
+        pipeline=pipeline, status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=since
+    )
+    if owner is not None:
+        qs = qs.filter(owner=owner)
+    if team is not None:
+        qs = qs.filter(team=team)
+    rows = qs.order_by().values("stage_id").annotate(count=Count("id"), total=Sum("amount", filter=in_company_currency()))
+    return {row["stage_id"]: row for row in rows}
