@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from contacts.demo import DemoSeeder
+from pipeline.demo import DealSeeder, describe
 
 
 class Command(BaseCommand):
@@ -36,6 +37,16 @@ class Command(BaseCommand):
             "(default: on from 100,000 contacts). Other sessions wait for these tables until it commits.",
         )
         parser.add_argument("--batch-size", type=int, default=20_000, help="Contacts per transaction (default 20000).")
+        parser.add_argument(
+            "--deals", type=int, default=None,
+            help="How many deals to add, in the pipelines \"New business\" and \"Renewals\" (default: a fifth of "
+            "--contacts). Added when the database has no deals yet, or with --append.",
+        )
+        parser.add_argument(
+            "--open-deals", type=int, default=None, metavar="N",
+            help="How many of the deals are still open, a fifth of them stale (default: 45 %% of them, at most "
+            "5,000); the rest are won or lost.",
+        )
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="The address printed at the end.")
 
     def handle(self, *args, **options):
@@ -48,6 +59,10 @@ class Command(BaseCommand):
             raise CommandError(f"--contacts must be 0 or more (got {options['contacts']}).")
         if options["activities_per_contact"] < 0:
             raise CommandError(f"--activities-per-contact must be 0 or more (got {options['activities_per_contact']}).")
+        if options["deals"] is not None and options["deals"] < 0:
+            raise CommandError(f"--deals must be 0 or more (got {options['deals']}).")
+        if options["open_deals"] is not None and options["open_deals"] < 0:
+            raise CommandError(f"--open-deals must be 0 or more (got {options['open_deals']}).")
         if not options["password"]:
             raise CommandError("--password must not be empty.")
 
@@ -61,6 +76,11 @@ class Command(BaseCommand):
             append=options["append"], bulk=options["bulk"], progress=progress,
         )
         summary = seeder.run()
+        deals = DealSeeder(
+            deals=options["contacts"] // 5 if options["deals"] is None else options["deals"],
+            open_deals=options["open_deals"], seed=options["seed"], bulk=options["bulk"], append=options["append"],
+            batch_size=options["batch_size"], progress=progress,
+        ).run()
         if summary.skipped_existing:
             self.stdout.write(self.style.WARNING(
                 f"The database already has {summary.skipped_existing:,} contacts: no demo contacts added "
@@ -72,6 +92,8 @@ class Command(BaseCommand):
                 f"{summary.contacts:,} contacts ({summary.duplicates:,} near-duplicates on purpose), "
                 f"{summary.activities:,} activities."
             ))
+        if deals.deals or deals.skipped_existing:
+            self.stdout.write(self.style.SUCCESS(describe(deals)) if deals.deals else describe(deals))
         self.stdout.write(f"\nOpen {options['url']} and log in as (password: {options['password']}):")
         for user in summary.users:
             team = f", {user.team.name}" if user.team_id else ""
