@@ -1,0 +1,609 @@
+"""The pipeline reports: forecast, weekly pipeline review and win/loss analysis.
+
+Every figure is computed by PostgreSQL — ``Count``/``Sum``/``Avg`` with ``filter=``, conditional
+expressions, window functions and correlated subqueries — and every query starts from
+``selectors.deals_visible_to(user)``, so a report never counts a deal its reader may not see. Python
+only names the rows, puts them in order and fills months without deals with zeros. Each report makes a
+fixed number of queries, whatever the number of deals.
+
+Money sums are in the company currency (``settings.CRM_CURRENCY``); deals in other currencies are
+counted but left out of the sums, and each report says how many were left out. Months and days are
+those of the company time zone (``settings.TIME_ZONE``).
+
+The parameter forms below are shared by the pages and the API, so both doors refuse the same input
+with the same messages.
+"""
+
+import re
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import (
+    Avg,
+    Case,
+    CharField,
+    Count,
+    DecimalField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf, Round, RowNumber, TruncMonth
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from accounts.selectors import teams_visible_to, users_visible_to
+
+from .models import Deal, Pipeline, Stage, StageChange
+from .selectors import MONEY, deals_visible_to, in_company_currency, stale_q, weighted_expr
+
+MAX_ID = 2**63 - 1
+FORECAST_DEFAULT_MONTHS = 6
+FORECAST_MAX_MONTHS = 24
+WIN_LOSS_MAX_DAYS = 3 * 366
+REVIEW_DEFAULT_DAYS = 7
+REVIEW_MAX_DAYS = 366
+# How many rows each section of the pipeline review lists ("and N more" tells the rest).
+REVIEW_LIMIT = 100
+
+ZERO = Value(Decimal("0.00"), output_field=MONEY)
+RATE = DecimalField(max_digits=5, decimal_places=1)
+DAYS = DecimalField(max_digits=12, decimal_places=1)
+COUNT_AS_DECIMAL = DecimalField(max_digits=20, decimal_places=0)
+
+
+def company_tz():
+    return timezone.get_default_timezone()
+
+
+def company_today() -> date:
+    return timezone.localdate(timezone.now(), timezone=company_tz())
+
+
+def day_start(day: date) -> datetime:
+    """Midnight at the start of ``day`` in the company time zone."""
+    return datetime.combine(day, time.min, tzinfo=company_tz())
+
+
+def add_months(month: date, count: int) -> date:
+    """The first day of the month ``count`` months after ``month``'s."""
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def months_in(first: date, last: date) -> list[date]:
+    """The first days of the months from ``first``'s to ``last``'s, both included."""
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return [add_months(first, n) for n in range(max(count, 0))]
+
+
+def quarter_of(day: date) -> tuple[date, date]:
+    first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    return first, add_months(first, 3) - timedelta(days=1)
+
+
+def month_key(month: date) -> str:
+    return f"{month.year:04d}-{month.month:02d}"
+
+
+def person_name(first_name: str | None, last_name: str | None, username: str | None) -> str:
+    """A user's name as ``User.__str__`` gives it, from the columns a grouped row carries."""
+    return f"{first_name or ''} {last_name or ''}".strip() or (username or "")
+
+
+# --- expressions ---------------------------------------------------------------------------------
+
+
+class ToChar(Func):
+    """PostgreSQL ``to_char(value, format)``."""
+
+    function = "TO_CHAR"
+    output_field = CharField()
+
+
+def money(aggregate) -> Coalesce:
+    """A money sum rounded to cents, 0 when there is nothing to add."""
+    return Coalesce(Round(aggregate, 2, output_field=MONEY), ZERO, output_field=MONEY)
+
+
+def percentage(part, whole) -> Round:
+    """``part ÷ whole × 100`` with one decimal, NULL when ``whole`` is 0 (both are counts)."""
+    return Round(
+        Cast(part, COUNT_AS_DECIMAL) * Value(Decimal(100)) / NullIf(Cast(whole, COUNT_AS_DECIMAL), Value(Decimal(0))),
+        1, output_field=RATE,
+    )
+
+
+def _scoped(user: User, *, pipeline=None, owner=None, team=None) -> QuerySet[Deal]:
+    qs = deals_visible_to(user)
+    if pipeline is not None:
+        qs = qs.filter(pipeline=pipeline)
+    if owner is not None:
+        qs = qs.filter(owner=owner)
+    if team is not None:
+        qs = qs.filter(team=team)
+    return qs.order_by()
+
+
+# --- parameters (shared by pages and API) --------------------------------------------------------
+
+
+class IdChoiceField(forms.ModelChoiceField):
+    """An optional id among the records the reader may choose; words and unknown ids are refused by name."""
+
+    def __init__(self, queryset, *, unknown, **kwargs):
+        super().__init__(queryset, required=False, **kwargs)
+        self.error_messages = {**self.error_messages, "invalid_choice": unknown}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not re.fullmatch(r"[0-9]{1,19}", text) or not 0 < int(text) <= MAX_ID:
+            raise ValidationError(_("Enter an id (a whole number)."), code="invalid")
+        return super().to_python(text)
+
+
+class MonthField(forms.CharField):
+    """A month written ``YYYY-MM``; cleans to the first day of the month."""
+
+    def to_python(self, value):
+        text = super().to_python(value).strip()
+        if not text:
+            return None
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text)
+        if not match or not 1900 <= int(match[1]) <= 9000 or not 1 <= int(match[2]) <= 12:
+            raise ValidationError(_("Enter a month as YYYY-MM, for example 2026-05."), code="invalid")
+        return date(int(match[1]), int(match[2]), 1)
+
+
+class DayField(forms.CharField):
+    """A day written ``YYYY-MM-DD``; with ``months=True`` a month ``YYYY-MM`` also does (its first day,
+    or its last with ``end=True``)."""
+
+    def __init__(self, *, months: bool = False, end: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.months, self.end = months, end
+
+    def to_python(self, value):
+        text = super().to_python(value).strip()
+        if not text:
+            return None
+        if self.months and re.fullmatch(r"[0-9]{4}-[0-9]{2}", text):
+            month = MonthField().to_python(text)
+            return add_months(month, 1) - timedelta(days=1) if self.end else month
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+                raise ValueError
+            day = date.fromisoformat(text)
+            if not 1900 <= day.year <= 9000:
+                raise ValueError
+        except ValueError:
+            message = (_("Enter a date as YYYY-MM-DD (or a month as YYYY-MM), for example 2026-04-01.")
+                       if self.months else _("Enter a date as YYYY-MM-DD, for example 2026-04-01."))
+            raise ValidationError(message, code="invalid") from None
+        return day
+
+
+def owner_choices(user: User) -> QuerySet[User]:
+    return users_visible_to(user).exclude(role=User.Role.INTEGRATION)
+
+
+class ReportFilters(forms.Form):
+    """The filters every report takes: a pipeline, an owner and a team the reader may see."""
+
+    def __init__(self, data=None, *, user: User, **kwargs):
+        super().__init__(data, **kwargs)
+        self.user = user
+        self.fields["pipeline"] = IdChoiceField(
+            Pipeline.objects.order_by("order", "id"), label=_("Pipeline"), empty_label=_("All pipelines"),
+            unknown=_("Unknown pipeline."))
+        self.fields["owner"] = IdChoiceField(
+            owner_choices(user), label=_("Owner"), empty_label=_("Everyone"), unknown=_("Unknown owner."))
+        self.fields["team"] = IdChoiceField(
+            teams_visible_to(user), label=_("Team"), empty_label=_("All teams"), unknown=_("Unknown team."))
+
+    def filters(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in ("pipeline", "owner", "team")}
+
+    def api_errors(self) -> dict[str, list[str]]:
+        return {("non_field_errors" if name == "__all__" else name): [str(m) for m in messages]
+                for name, messages in self.errors.items()}
+
+
+class ForecastParams(ReportFilters):
+    """``from``/``to`` months (default: this month and the next five; at most 24 months)."""
+
+    def __init__(self, data=None, **kwargs):
+        super().__init__(data, **kwargs)
+        self.fields["from"] = MonthField(label=_("From month"), required=False)
+        self.fields["to"] = MonthField(label=_("To month"), required=False)
+        self.order_fields(["from", "to", "pipeline", "owner", "team"])
+
+    def clean(self):
+        data = super().clean()
+        if "from" in self.errors or "to" in self.errors:
+            return data
+        first = data.get("from") or add_months(company_today(), 0)
+        last = data.get("to") or add_months(first, FORECAST_DEFAULT_MONTHS - 1)
+        if last < first:
+            self.add_error("to", _("The last month is before the first month."))
+        elif len(months_in(first, last)) > FORECAST_MAX_MONTHS:
+            self.add_error("to", _("Choose at most %(count)d months.") % {"count": FORECAST_MAX_MONTHS})
+        data["from"], data["to"] = first, last
+        return data
+
+
+class WinLossParams(ReportFilters):
+    """``from``/``to`` closing days (a month ``YYYY-MM`` also does; default: this quarter; at most three
+    years)."""
+
+    def __init__(self, data=None, **kwargs):
+        super().__init__(data, **kwargs)
+        self.fields["from"] = DayField(months=True, label=_("Closed from"), required=False)
+        self.fields["to"] = DayField(months=True, end=True, label=_("Closed to"), required=False)
+        self.order_fields(["from", "to", "pipeline", "owner", "team"])
+
+    def clean(self):
+        data = super().clean()
+        if "from" in self.errors or "to" in self.errors:
+            return data
+        quarter = quarter_of(company_today())
+        first, last = data.get("from") or quarter[0], data.get("to") or quarter[1]
+        if last < first:
+            self.add_error("to", _("The end date is before the start date."))
+        elif (last - first).days + 1 > WIN_LOSS_MAX_DAYS:
+            self.add_error("to", _("Choose a range of at most three years."))
+        data["from"], data["to"] = first, last
+        return data
+
+
+class ReviewParams(ReportFilters):
+    """``since`` a day (default: seven days ago; not in the future, at most a year ago)."""
+
+    def __init__(self, data=None, **kwargs):
+        super().__init__(data, **kwargs)
+        self.fields["since"] = DayField(label=_("Since"), required=False)
+        self.order_fields(["since", "pipeline", "owner", "team"])
+
+    def clean_since(self):
+        since = self.cleaned_data.get("since")
+        today = company_today()
+        if since is None:
+            return today - timedelta(days=REVIEW_DEFAULT_DAYS)
+        if since > today:
+            raise ValidationError(_("Choose a day that is not in the future."))
+        if (today - since).days > REVIEW_MAX_DAYS:
+            raise ValidationError(_("Choose a day at most a year ago."))
+        return since
+
+
+# --- forecast ------------------------------------------------------------------------------------
+
+OVERDUE, NO_DATE, OUTSIDE = "overdue", "no_date", "outside"
+
+
+def forecast_aggregates() -> dict:
+    """One cell of the forecast: open deals (count, amount, weighted) next to won deals (count, amount)."""
+    is_open, is_won, company = Q(status=Deal.Status.OPEN), Q(status=Deal.Status.WON), in_company_currency()
+    # The aliases carry a prefix: an annotation may not take the name of a field ("amount").
+    return {
+        "f_count": Count("id", filter=is_open),
+        "f_amount": money(Sum("amount", filter=is_open & company)),
+        "f_weighted": money(Sum(weighted_expr(), filter=is_open & company)),
+        "f_other_currency": Count("id", filter=is_open & ~company),
+        "f_won_count": Count("id", filter=is_won),
+        "f_won_amount": money(Sum("amount", filter=is_won & company)),
+        "f_won_other_currency": Count("id", filter=is_won & ~company),
+    }
+
+
+CELL_FIELDS = [alias.removeprefix("f_") for alias in forecast_aggregates()]
+
+
+def _zero_cell() -> dict:
+    return {name: Decimal("0.00") if "amount" in name or name == "weighted" else 0 for name in CELL_FIELDS}
+
+
+def _cell(row: dict | None) -> dict:
+    """A row of the aggregates (or a month without deals) as ``{count, amount, weighted, …}``."""
+    if not row:
+        return _zero_cell()
+    return {name: row[f"f_{name}"] if f"f_{name}" in row else row[name] for name in CELL_FIELDS}
+
+
+def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, owner=None, team=None,
+             today: date | None = None) -> dict:
+    """Weighted open pipeline by expected close month next to what was won in each month.
+
+    An open deal falls in exactly one bucket: ``no_date`` (no expected close date), ``overdue`` (its
+    expected close date is before today), its month when that month is in the range, or ``outside``
+    (due after today but outside the range). A won deal falls in the month of its ``closed_at`` in the
+    company time zone, and is counted only when that month is in the range. The same buckets are given
+    for the whole, per owner and per team; each total is its own aggregate, not a sum made in Python.
+    """
+    today = today or company_today()
+    range_end = add_months(last_month, 1) - timedelta(days=1)
+    deals = _scoped(user, pipeline=pipeline, owner=owner, team=team).filter(
+        Q(status=Deal.Status.OPEN)
+        | Q(status=Deal.Status.WON, closed_at__gte=day_start(first_month),
+            closed_at__lt=day_start(add_months(last_month, 1)))
+    ).annotate(bucket=Case(
+        When(status=Deal.Status.WON, then=ToChar(TruncMonth("closed_at", tzinfo=company_tz()), Value("YYYY-MM"))),
+        When(expected_close_date__isnull=True, then=Value(NO_DATE)),
+        When(expected_close_date__lt=today, then=Value(OVERDUE)),
+        When(expected_close_date__gte=first_month, expected_close_date__lte=range_end,
+             then=ToChar("expected_close_date", Value("YYYY-MM"))),
+        default=Value(OUTSIDE), output_field=CharField(),
+    ))
+    aggregates = forecast_aggregates()
+    owner_columns = ["owner_id", "owner__first_name", "owner__last_name", "owner__username"]
+    owner_order = [F("owner__first_name").asc(nulls_last=True), F("owner__last_name").asc(nulls_last=True),
+                   F("owner__username").asc(nulls_last=True), "owner_id"]
+
+    total = deals.aggregate(**aggregates)
+    by_bucket = {row["bucket"]: row for row in deals.values("bucket").annotate(**aggregates)}
+    owner_totals = list(deals.values(*owner_columns).annotate(**aggregates).order_by(*owner_order))
+    owner_cells = {(row["owner_id"], row["bucket"]): row
+                   for row in deals.values("owner_id", "bucket").annotate(**aggregates)}
+    team_totals = list(deals.values("team_id", "team__name").annotate(**aggregates)
+                       .order_by(F("team__name").asc(nulls_last=True), "team_id"))
+    team_cells = {(row["team_id"], row["bucket"]): row
+                  for row in deals.values("team_id", "bucket").annotate(**aggregates)}
+
+    months = months_in(first_month, last_month)
+
+    def buckets(cells: dict, key) -> dict:
+        lookup = (lambda bucket: cells.get(bucket)) if key is None else (lambda bucket: cells.get((key, bucket)))
+        return {
+            "months": [{"month": month_key(m), "start": m, **_cell(lookup(month_key(m)))} for m in months],
+            OVERDUE: _cell(lookup(OVERDUE)), NO_DATE: _cell(lookup(NO_DATE)), OUTSIDE: _cell(lookup(OUTSIDE)),
+        }
+
+    return {
+        "currency": settings.CRM_CURRENCY,
+        "from": first_month, "to": last_month, "today": today,
+        **buckets(by_bucket, None),
+        "total": _cell(total),
+        "owners": [{
+            "id": row["owner_id"],
+            "name": person_name(row["owner__first_name"], row["owner__last_name"], row["owner__username"]),
+            **buckets(owner_cells, row["owner_id"]), "total": _cell(row),
+        } for row in owner_totals],
+        "teams": [{
+            "id": row["team_id"], "name": row["team__name"] or "",
+            **buckets(team_cells, row["team_id"]), "total": _cell(row),
+        } for row in team_totals],
+        "other_currency": {"open": total["f_other_currency"], "won": total["f_won_other_currency"]},
+    }
+
+
+# --- weekly pipeline review ----------------------------------------------------------------------
+
+MOVES = [StageChange.Direction.FORWARD, StageChange.Direction.BACKWARD, StageChange.Direction.WON,
+         StageChange.Direction.LOST, StageChange.Direction.REOPENED]
+NEW, STALE = "new", "stale"
+REVIEW_SECTIONS = [*(str(d) for d in MOVES), NEW, STALE]
+
+
+def _section_aggregates(key: str, condition: Q) -> dict:
+    company = in_company_currency()
+    return {
+        f"r_{key}_deals": Count("id", filter=condition),
+        f"r_{key}_amount": money(Sum("amount", filter=condition & company)),
+        f"r_{key}_other_currency": Count("id", filter=condition & ~company),
+    }
+
+
+def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=None, now: datetime | None = None,
+                    limit: int = REVIEW_LIMIT) -> dict:
+    """What happened to the pipeline since a day (midnight, company time zone), and what is stuck now.
+
+    The moves come from the stage history: forward, backward, won, lost and reopened changes since the
+    day, newest first (one row per change; a deal moved twice shows twice). Each section's figures count
+    *deals* (a deal moved twice counts once, its amount once). New deals are the ones created since the
+    day; stuck deals are the open deals that are stale now, longest in their stage first. Four queries.
+    """
+    now = now or timezone.now()
+    start = day_start(since)
+    deals = _scoped(user, pipeline=pipeline, owner=owner, team=team)
+    conditions = {
+        str(direction): Q(id__in=StageChange.objects.filter(changed_at__gte=start, direction=direction)
+                          .values("deal_id"))
+        for direction in MOVES
+    }
+    conditions[NEW] = Q(created_at__gte=start)
+    conditions[STALE] = stale_q(now)
+    anything = Q(id__in=StageChange.objects.filter(changed_at__gte=start, direction__in=MOVES).values("deal_id"))
+    aggregates = {}
+    for key, condition in conditions.items():
+        aggregates.update(_section_aggregates(key, condition))
+    # Deals in other currencies, each counted once however many sections it appears in.
+    aggregates["other_currency"] = Count("id", filter=~in_company_currency())
+    figures = deals.filter(anything | conditions[NEW] | conditions[STALE]).aggregate(**aggregates)
+
+    changes = list(
+        StageChange.objects.filter(deal__in=deals, changed_at__gte=start, direction__in=MOVES)
+        .select_related("deal", "deal__lost_reason", "deal__owner", "actor")
+        .annotate(
+            position=Window(RowNumber(), partition_by=[F("direction")], order_by=[F("changed_at").desc(),
+                                                                                   F("id").desc()]),
+            moves=Window(Count("id"), partition_by=[F("direction")]),
+        )
+        .filter(position__lte=limit)
+        .order_by("direction", "-changed_at", "-id")
+    )
+    new_deals = list(
+        deals.filter(conditions[NEW]).select_related("stage", "owner", "created_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    stale = list(
+        deals.filter(conditions[STALE]).select_related("stage", "owner")
+        .annotate(in_stage=ExpressionWrapper(Value(now) - F("stage_entered_at"), output_field=DurationField()))
+        .order_by("stage_entered_at", "id")[:limit]
+    )
+
+    sections = {}
+    for key in REVIEW_SECTIONS:
+        section = {
+            "key": key,
+            "deals": figures[f"r_{key}_deals"],
+            "amount": figures[f"r_{key}_amount"],
+            "other_currency": figures[f"r_{key}_other_currency"],
+        }
+        if key == NEW:
+            items, section["moves"] = new_deals, None
+        elif key == STALE:
+            items, section["moves"] = stale, None
+        else:
+            items = [change for change in changes if change.direction == key]
+            section["moves"] = items[0].moves if items else 0
+        section["items"] = items
+        section["more"] = (section["deals"] if section["moves"] is None else section["moves"]) - len(items)
+        sections[key] = section
+    return {
+        "currency": settings.CRM_CURRENCY, "since": since, "start": start, "now": now,
+        "sections": sections, "limit": limit,
+        "other_currency": figures["other_currency"],
+    }
+
+
+# --- win/loss ------------------------------------------------------------------------------------
+
+
+def win_loss_aggregates() -> dict:
+    is_won, is_lost, company = Q(status=Deal.Status.WON), Q(status=Deal.Status.LOST), in_company_currency()
+    return {
+        "won_count": Count("id", filter=is_won),
+        "won_amount": money(Sum("amount", filter=is_won & company)),
+        "won_other_currency": Count("id", filter=is_won & ~company),
+        "lost_count": Count("id", filter=is_lost),
+        "lost_amount": money(Sum("amount", filter=is_lost & company)),
+        "lost_other_currency": Count("id", filter=is_lost & ~company),
+        # won ÷ (won + lost), by count; the closed deals here are all won or lost.
+        "win_rate": percentage(Count("id", filter=is_won), Count("id")),
+    }
+
+
+def lost_aggregates() -> dict:
+    is_lost, company = Q(status=Deal.Status.LOST), in_company_currency()
+    return {
+        "lost_count": Count("id", filter=is_lost),
+        "lost_amount": money(Sum("amount", filter=is_lost & company)),
+        "lost_other_currency": Count("id", filter=is_lost & ~company),
+    }
+
+
+def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner=None, team=None) -> dict:
+    """Won and lost deals closed between two days (company time zone, both included), broken down by
+    lost reason, lead source, owner and the stage deals were lost from; and for one pipeline (the
+    chosen one, else the default) the stage-to-stage conversion and the average time in each stage.
+
+    **Conversion** of stage *i*: of the deals that entered stage *i* between the two days (a stage
+    change into it, including a deal's creation in it), the share that afterwards — up to now — moved
+    into any later open stage of the pipeline or into a won stage. A deal that entered a stage twice
+    counts once (as advanced if either entry was followed by an advance); a deal that skipped a stage
+    did not enter it. **Average time in a stage**: the mean of ``seconds_in_from_stage`` over the
+    stage changes out of the stage between the two days, in days with one decimal.
+    """
+    start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
+    scoped = _scoped(user, pipeline=pipeline, owner=owner, team=team)
+    closed = scoped.filter(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=start, closed_at__lt=end)
+    lost = closed.filter(status=Deal.Status.LOST)
+    aggregates = win_loss_aggregates()
+
+    stages = list(Stage.objects.select_related("pipeline").order_by("pipeline__order", "pipeline_id", "order", "id"))
+    by_id = {stage.pk: stage for stage in stages}
+    if pipeline is not None:
+        funnel_pipeline = pipeline
+    else:
+        pipelines = [stage.pipeline for stage in stages]
+        funnel_pipeline = next((p for p in pipelines if p.is_default), pipelines[0] if pipelines else None)
+
+    total = closed.aggregate(**aggregates)
+    by_reason = list(lost.values("lost_reason_id", "lost_reason__name").annotate(**lost_aggregates())
+                     .order_by("-lost_count", F("lost_reason__name").asc(nulls_last=True)))
+    by_source = list(closed.values("lead_source_id", "lead_source__name").annotate(**aggregates)
+                     .order_by(F("lead_source__name").asc(nulls_last=True), "lead_source_id"))
+    by_owner = list(closed.values("owner_id", "owner__first_name", "owner__last_name", "owner__username")
+                    .annotate(**aggregates)
+                    .order_by(F("owner__first_name").asc(nulls_last=True), F("owner__last_name").asc(nulls_last=True),
+                              F("owner__username").asc(nulls_last=True), "owner_id"))
+    # The stage a deal was lost from: the from-stage of its latest change into a lost stage.
+    last_lost = StageChange.objects.filter(deal_id=OuterRef("pk"), direction=StageChange.Direction.LOST).order_by(
+        "-changed_at", "-id").values("from_stage_id")[:1]
+    by_lost_stage = list(lost.annotate(lost_from=Subquery(last_lost)).values("lost_from")
+                         .annotate(**lost_aggregates()).order_by("-lost_count", "lost_from"))
+
+    funnel, time_in_stage = [], {}
+    if funnel_pipeline is not None:
+        entries = StageChange.objects.filter(
+            deal__in=scoped, to_stage__pipeline_id=funnel_pipeline.pk, changed_at__gte=start, changed_at__lt=end)
+        advance = StageChange.objects.filter(
+            deal_id=OuterRef("deal_id"), to_stage__pipeline_id=funnel_pipeline.pk,
+        ).filter(
+            Q(changed_at__gt=OuterRef("changed_at")) | Q(changed_at=OuterRef("changed_at"), id__gt=OuterRef("id"))
+        ).filter(
+            Q(to_stage__kind=Stage.Kind.WON)
+            | Q(to_stage__kind=Stage.Kind.OPEN, to_stage__order__gt=OuterRef("to_stage__order"))
+        )
+        entered = Count("deal_id", distinct=True)
+        advanced = Count("deal_id", distinct=True, filter=Exists(advance))
+        conversion = {row["to_stage_id"]: row for row in entries.values("to_stage_id").annotate(
+            entered=entered, advanced=advanced, rate=percentage(advanced, entered))}
+        time_in_stage = {row["from_stage_id"]: row for row in StageChange.objects.filter(
+            deal__in=scoped, from_stage__pipeline_id=funnel_pipeline.pk, changed_at__gte=start, changed_at__lt=end,
+            seconds_in_from_stage__isnull=False,
+        ).values("from_stage_id").annotate(
+            stays=Count("id"),
+            average_days=Round(Avg("seconds_in_from_stage", output_field=DecimalField()) / Value(Decimal(86400)), 1,
+                               output_field=DAYS),
+        )}
+        for stage in stages:
+            if stage.pipeline_id != funnel_pipeline.pk or stage.kind == Stage.Kind.LOST:
+                continue
+            row = conversion.get(stage.pk, {})
+            stay = time_in_stage.get(stage.pk, {})
+            funnel.append({
+                "stage_id": stage.pk, "name": stage.name, "kind": stage.kind,
+                "entered": row.get("entered", 0),
+                # Nothing comes after a won stage: its conversion is not defined.
+                "advanced": row.get("advanced", 0) if stage.kind == Stage.Kind.OPEN else None,
+                "rate": row.get("rate") if stage.kind == Stage.Kind.OPEN else None,
+                "stays": stay.get("stays", 0),
+                "average_days": stay.get("average_days"),
+            })
+
+    return {
+        "currency": settings.CRM_CURRENCY, "from": date_from, "to": date_to,
+        "total": total,
+        "by_reason": [{"id": row["lost_reason_id"], "name": row["lost_reason__name"] or "",
+                       **{k: row[k] for k in lost_aggregates()}} for row in by_reason],
+        "by_source": [{"id": row["lead_source_id"], "name": row["lead_source__name"] or "",
+                       **{k: row[k] for k in aggregates}} for row in by_source],
+        "by_owner": [{"id": row["owner_id"],
+                      "name": person_name(row["owner__first_name"], row["owner__last_name"], row["owner__username"]),
+                      **{k: row[k] for k in aggregates}} for row in by_owner],
+        # A stage deleted since (or a loss with no history) has no id and no name.
+        "by_lost_stage": [{"id": row["lost_from"],
+                           "name": by_id[row["lost_from"]].name if row["lost_from"] in by_id else "",
+                           "pipeline": by_id[row["lost_from"]].pipeline.name if row["lost_from"] in by_id else "",
+                           **{k: row[k] for k in lost_aggregates()}} for row in by_lost_stage],
+        "funnel_pipeline": funnel_pipeline,
+        "funnel": funnel,
+        "other_currency": total["won_other_currency"] + total["lost_other_currency"],
+    }
