@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -191,7 +191,7 @@ def _wants_json(request) -> bool:
 def _deal_url(deal_id: int) -> str:
     try:
         return reverse("deal-detail", args=[deal_id])
-    except Exception:  # the deal page may not be wired in yet
+    except NoReverseMatch:  # the deal page may not be wired in yet
         return f"/deals/{deal_id}/"
 
 
