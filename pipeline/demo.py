@@ -545,10 +545,10 @@ class DealSeeder:
                     step += 1
                 event.created_at = times[min(step, len(times) - 1)]
                 touched_events.append(event)
-        Deal.objects.bulk_update(deals, ["created_at", "updated_at", "stage_entered_at", "rots_at", "closed_at"],
-                                 batch_size=500)
-        StageChange.objects.bulk_update(changes, ["changed_at", "seconds_in_from_stage"], batch_size=500)
-        Event.objects.bulk_update(touched_events, ["created_at"], batch_size=500)
+        _update(Deal, {"created_at": "timestamptz", "updated_at": "timestamptz", "stage_entered_at": "timestamptz",
+                       "rots_at": "timestamptz", "closed_at": "timestamptz"}, deals)
+        _update(StageChange, {"changed_at": "timestamptz", "seconds_in_from_stage": "bigint"}, changes)
+        _update(Event, {"created_at": "timestamptz"}, touched_events)
         self.summary.stage_changes += len(changes)
 
     def _deal_activities(self, done: list[tuple[Deal, _Plan]]) -> None:
@@ -644,6 +644,22 @@ class DealSeeder:
             for model in BULK_MODELS:
                 table = model._meta.db_table
                 cursor.execute(f"{'VACUUM ANALYZE' if vacuum else 'ANALYZE'} {table}")
+
+
+def _update(model, columns: dict[str, str], objects: list) -> None:
+    """Write these columns of these rows in a few statements (``bulk_update``'s CASE is slow for this)."""
+    from psycopg2.extras import execute_values
+
+    if not objects:
+        return
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(c) for c in columns)
+    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}::{kind}" for c, kind in columns.items())
+    table = quote(model._meta.db_table)
+    rows = [(obj.pk, *(getattr(obj, c) for c in columns)) for obj in objects]
+    with connection.cursor() as cursor:
+        execute_values(cursor.cursor, f"UPDATE {table} t SET {assignments} FROM (VALUES %s) AS v(id, {names}) "
+                       "WHERE t.id = v.id", rows, page_size=1000)
 
 
 def _at(epoch: float) -> datetime:
