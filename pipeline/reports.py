@@ -167,7 +167,8 @@ class MonthField(forms.CharField):
             return None
         match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text)
         if not match or not 1900 <= int(match[1]) <= 9000 or not 1 <= int(match[2]) <= 12:
-            raise ValidationError(_("Enter a month as YYYY-MM, for example 2026-05."), code="invalid")
+            raise ValidationError(_("“%(value)s” is not a month: write it as YYYY-MM, for example 2026-05."),
+                                  code="invalid", params={"value": text[:20]})
         return date(int(match[1]), int(match[2]), 1)
 
 
@@ -193,9 +194,10 @@ class DayField(forms.CharField):
             if not 1900 <= day.year <= 9000:
                 raise ValueError
         except ValueError:
-            message = (_("Enter a date as YYYY-MM-DD (or a month as YYYY-MM), for example 2026-04-01.")
-                       if self.months else _("Enter a date as YYYY-MM-DD, for example 2026-04-01."))
-            raise ValidationError(message, code="invalid") from None
+            message = (_("“%(value)s” is not a date: write it as YYYY-MM-DD (or a month as YYYY-MM), "
+                         "for example 2026-04-01.") if self.months
+                       else _("“%(value)s” is not a date: write it as YYYY-MM-DD, for example 2026-04-01."))
+            raise ValidationError(message, code="invalid", params={"value": text[:20]}) from None
         return day
 
 
