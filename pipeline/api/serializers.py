@@ -18,7 +18,6 @@ from accounts.selectors import users_visible_to
 from contacts.api.serializers import FieldChangeSerializer
 from contacts.models import Company, Contact, LeadSource
 from contacts.selectors import companies_visible_to, contacts_visible_to
-from crm_okr.text import collapse_spaces
 
 from .. import criteria
 from ..models import Deal, LostReason, Pipeline, Stage, StageChange
@@ -65,10 +64,11 @@ class StageSerializer(StrictModelSerializer):
         model = Stage
         fields = ["id", "pipeline", "name", "order", "kind", "probability", "rotting_days", "exit_criteria",
                   "allow_skip"]
-        # A taken name is reported on "name" by validate() (the database constraint is the rule).
+        # A taken name is reported on "name" by the service (ignoring case and accents).
         validators = []
         extra_kwargs = {
             "pipeline": {"help_text": _("Pipeline id; cannot be changed later.")},
+            "name": {"help_text": _("Unique in the pipeline, ignoring case and accents.")},
             "order": {"required": False, "help_text": _(
                 "Position in the pipeline, from 1. On create: defaults to after the last open stage (won and "
                 "lost stages at the end). Afterwards it changes only with POST "
@@ -95,14 +95,6 @@ class StageSerializer(StrictModelSerializer):
                 errors["pipeline"] = [_("A stage stays in its pipeline.")]
             if "order" in attrs and attrs["order"] != self.instance.order:
                 errors["order"] = [REORDER_HINT]
-        pipeline = attrs.get("pipeline") or getattr(self.instance, "pipeline", None)
-        name = collapse_spaces(attrs["name"]) if "name" in attrs else None
-        if pipeline is not None and name:
-            taken = Stage.objects.filter(pipeline=pipeline, name=name)
-            if self.instance is not None:
-                taken = taken.exclude(pk=self.instance.pk)
-            if taken.exists():
-                errors["name"] = [_("This pipeline already has a stage with this name.")]
         if errors:
             raise serializers.ValidationError(errors)
         if self.instance is not None:
@@ -121,9 +113,13 @@ class PipelineSerializer(StrictModelSerializer):
     class Meta:
         model = Pipeline
         fields = ["id", "name", "is_default", "order", "created_at", "stages"]
+        # A taken name is reported on "name" by the service (ignoring case and accents); the one-default rule is
+        # the service's too (making one the default unmarks the previous one).
         extra_kwargs = {
-            "is_default": {"help_text": _("New deals go to the default pipeline unless another is given. "
-                                          "Making one the default unmarks the previous one.")},
+            "name": {"validators": [], "help_text": _("Unique, ignoring case and accents.")},
+            "is_default": {"validators": [], "help_text": _(
+                "New deals go to the default pipeline unless another is given. Making one the default unmarks the "
+                "previous one.")},
             "order": {"required": False, "help_text": _("Position among the pipelines.")},
         }
 
@@ -162,9 +158,9 @@ class LostReasonSerializer(StrictModelSerializer):
     class Meta:
         model = LostReason
         fields = ["id", "name", "is_active", "order"]
-        # A taken name is reported on "name" by the view.
-        validators = []
         extra_kwargs = {
+            # A taken name is reported on "name" by the view, after spaces are collapsed.
+            "name": {"validators": []},
             "is_active": {"help_text": _("Inactive reasons stay on the deals that have them but cannot be "
                                          "chosen for new losses.")},
         }
