@@ -269,8 +269,8 @@ class DealForm(ServiceErrorsMixin, forms.Form):
                 visible.filter(archived_at__isnull=True).order_by("sort_name", "id").only("id", "first_name",
                                                                                            "last_name"),
                 limit=PICKER_OPTIONS,
-                extra=lambda listed: _selected(self, "contact", visible.only("id", "first_name", "last_name"),
-                                               listed),
+                extra=lambda listed, visible=visible: _selected(
+                    self, "contact", visible.only("id", "first_name", "last_name"), listed),
             )
         if "company" in fields:
             visible = companies_visible_to(self.user)
@@ -278,7 +278,7 @@ class DealForm(ServiceErrorsMixin, forms.Form):
             fields["company"].widget.choices = LimitedChoices(
                 visible.filter(archived_at__isnull=True).order_by("sort_name", "id").only("id", "name"),
                 limit=PICKER_OPTIONS,
-                extra=lambda listed: _selected(self, "company", visible.only("id", "name"), listed),
+                extra=lambda listed, visible=visible: _selected(self, "company", visible.only("id", "name"), listed),
             )
 
     @staticmethod
