@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.views import browser_user_required
 from crm_okr import history
 from crm_okr.pagination import SortOption, paginate
+from pipeline.selectors import deal_list
 
 from . import selectors, services
 from .forms import ActivityForm, CompanyFilterForm, CompanyForm, ConsentForm, ContactFilterForm, ContactForm
@@ -28,6 +29,7 @@ from .rules import EntityRules
 
 PAGE_SIZE = 50
 COMPANY_CONTACTS_SHOWN = 50
+RECORD_DEALS_SHOWN = 20
 # An invalid form answers 422, which htmx is configured (base.html) to swap like a 200.
 INVALID = 422
 
@@ -133,6 +135,12 @@ def company_options(request):
                   {"rows": rows, "current": current, "selected": selected, "term": term})
 
 
+def _deals(request, **record) -> dict:
+    """The record's deals, newest first, for the Deals section of its page."""
+    rows = list(deal_list(user=request.user, **record).order_by("-created_at", "-id")[: RECORD_DEALS_SHOWN + 1])
+    return {"deals": rows[:RECORD_DEALS_SHOWN], "more_deals": len(rows) > RECORD_DEALS_SHOWN}
+
+
 def _timeline(request, **record) -> dict:
     items = list(selectors.timeline(user=request.user, **record))
     tasks = [a for a in items if a.is_task]
@@ -158,6 +166,7 @@ def _contact_context(request, contact: Contact, *, activity_form=None, consent_f
         "consent_form": consent_form or ConsentForm(),
         "history": list(history.history_for(contact, limit=30)),
         **_timeline(request, contact=contact),
+        **_deals(request, contact=contact),
         "activity_form": activity_form or ActivityForm(user=request.user),
         "activity_url": reverse("contact-log-activity", args=[contact.pk]),
         "now": timezone.now(),
@@ -270,6 +279,7 @@ def _company_context(request, company: Company, *, activity_form=None) -> dict:
         "more_contacts": len(contacts) > COMPANY_CONTACTS_SHOWN,
         "history": list(history.history_for(company, limit=30)),
         **_timeline(request, company=company),
+        **_deals(request, company=company),
         "activity_form": activity_form or ActivityForm(user=request.user),
         "activity_url": reverse("company-log-activity", args=[company.pk]),
         "now": timezone.now(),
