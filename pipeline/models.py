@@ -204,6 +204,8 @@ class StageChange(models.Model):
         WON = "won", _("Won")
         LOST = "lost", _("Lost")
         REOPENED = "reopened", _("Reopened")
+        # Moved out of a deleted stage by an admin: not a step of the sale, so reports leave it out.
+        MOVED = "moved", _("Moved (stage deleted)")
 
     deal = models.ForeignKey(Deal, verbose_name=_("deal"), on_delete=models.CASCADE, related_name="stage_changes")
     # The stage names are kept as they were, so the history still reads after a stage is renamed or deleted.

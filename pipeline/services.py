@@ -305,7 +305,7 @@ def stage_delete(*, actor: User, stage: Stage, move_to: Stage | None = None) -> 
         StageChange.objects.bulk_create([
             StageChange(
                 deal_id=pk, from_stage=stage, from_stage_name=stage.name, to_stage=move_to,
-                to_stage_name=move_to.name, direction=_direction(stage, move_to), changed_at=now, actor=actor,
+                to_stage_name=move_to.name, direction=StageChange.Direction.MOVED, changed_at=now, actor=actor,
                 seconds_in_from_stage=max(0, int((now - entered).total_seconds())),
             )
             for pk, entered in rows

@@ -402,7 +402,7 @@ def test_deleting_a_stage_moves_its_deals_with_history_and_a_new_rotting_date(sa
         change = deal.stage_changes.order_by("-changed_at", "-id").first()
         assert (change.from_stage_id, change.from_stage_name, change.to_stage, change.to_stage_name) == (
             None, "Proposal", stages["Negotiation"], "Negotiation")
-        assert (change.direction, change.actor, change.changed_at) == ("forward", sam, T0 + timedelta(days=5))
+        assert (change.direction, change.actor, change.changed_at) == ("moved", sam, T0 + timedelta(days=5))
         assert change.seconds_in_from_stage == days_in_proposal * 86400
     stay.refresh_from_db()
     assert stay.stage == stages["Lead"] and stay.stage_changes.count() == 1
