@@ -412,7 +412,7 @@ def _section_aggregates(key: str, condition: Q) -> dict:
 
 
 def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=None, now: datetime | None = None,
-                    limit: int = REVIEW_LIMIT) -> dict:
+                    limit: int | None = None) -> dict:
     """What happened to the pipeline since a day (midnight, company time zone), and what is stuck now.
 
     The moves come from the stage history: forward, backward, won, lost and reopened changes since the
@@ -421,6 +421,7 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
     day; stuck deals are the open deals that are stale now, longest in their stage first. Four queries.
     """
     now = now or timezone.now()
+    limit = limit or REVIEW_LIMIT
     start = day_start(since)
     deals = _scoped(user, pipeline=pipeline, owner=owner, team=team)
     conditions = {
