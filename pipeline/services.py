@@ -5,6 +5,7 @@ nowhere else: the board, the deal form, the API and automations all call it, so 
 Writes record domain events through the outbox in the same transaction.
 """
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -348,6 +349,9 @@ def _check_links(actor: User, deal: Deal, data: dict, errors: dict) -> None:
     if "owner" in data and data["owner"] is not None and data["owner"].pk != deal.owner_id:
         if not assignable_owners(actor).filter(pk=data["owner"].pk).exists():
             errors["owner"] = [_("You cannot give deals to %(user)s.") % {"user": data["owner"]}]
+    if "owner" in data and data["owner"] is None and not actor.sees_everything:
+        # A deal without an owner has no team either, so it would vanish from the rep's and manager's view.
+        errors["owner"] = [_("A deal needs an owner.")]
 
 
 def _clean_deal_data(data: dict) -> dict:
@@ -368,7 +372,7 @@ def _validate_deal(deal: Deal, rules: EntityRules) -> None:
                                  "lead_source", "lost_reason"])
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if deal.currency and (len(deal.currency) != 3 or not deal.currency.isalpha()):
+    if deal.currency and not re.fullmatch(r"[A-Z]{3}", deal.currency):
         errors.setdefault("currency", [_("Use a three-letter ISO currency code such as TRY, EUR or USD.")])
     for name, message in rules.missing_required(deal).items():
         errors.setdefault(name, [message])

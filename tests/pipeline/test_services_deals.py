@@ -253,3 +253,19 @@ def test_the_owner_hears_of_deals_given_or_closed_by_someone_else(
     assert [n.text for n in Notification.objects.filter(user=alice).order_by("id")] == [
         "A deal was assigned to you: Büyük fırsat", "Your deal was marked lost: Büyük fırsat"]
     assert Notification.objects.filter(user=alice).first().link == f"/deals/{deal.pk}/"
+
+
+def test_reps_and_managers_cannot_leave_a_deal_without_owner(alice, mona, sam, make_deal):
+    deal = make_deal(alice)
+    for user in (alice, mona):
+        with pytest.raises(ValidationError) as exc:
+            services.deal_update(actor=user, deal=deal, data={"owner": None})
+        assert exc.value.message_dict == {"owner": ["A deal needs an owner."]}
+    assert services.deal_update(actor=sam, deal=deal, data={"owner": None}).team is None
+
+
+def test_currency_is_three_latin_letters(alice, make_deal):
+    with pytest.raises(ValidationError) as exc:
+        make_deal(alice, currency="ÇĞŞ")
+    assert "currency" in exc.value.message_dict
+    assert make_deal(alice, currency=" eur ").currency == "EUR"
