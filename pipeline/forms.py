@@ -92,6 +92,8 @@ class DealFilterForm(forms.Form):
     pipeline = forms.ModelChoiceField(
         label=_("Pipeline"), queryset=Pipeline.objects.order_by("order", "id"), required=False,
         empty_label=_("All pipelines"), error_messages={"invalid_choice": _("Unknown pipeline.")},
+        # Another pipeline's stages are not this one's: forget the chosen stage.
+        widget=forms.Select(attrs={"onchange": "this.form.elements.stage.value = ''"}),
     )
     stage = forms.ModelChoiceField(
         label=_("Stage"), queryset=Stage.objects.none(), required=False, empty_label=_("Any stage"),
@@ -191,7 +193,7 @@ class DealForm(ServiceErrorsMixin, forms.Form):
 
     name = forms.CharField(label=_("Name"), max_length=200)
     pipeline = forms.ModelChoiceField(label=_("Pipeline"), queryset=Pipeline.objects.order_by("order", "id"),
-                                      error_messages={"invalid_choice": _("Unknown pipeline.")})
+                                      empty_label=None, error_messages={"invalid_choice": _("Unknown pipeline.")})
     stage = StageChoiceField(label=_("Stage"), queryset=Stage.objects.none(), required=False,
                              empty_label=_("First stage"),
                              error_messages={"invalid_choice": _("Choose an open stage of the chosen pipeline.")})
@@ -201,14 +203,14 @@ class DealForm(ServiceErrorsMixin, forms.Form):
                                widget=forms.TextInput(attrs={"list": "currencies", "size": 4,
                                                              "autocapitalize": "characters"}))
     expected_close_date = forms.DateField(label=_("Expected close date"), required=False, widget=DATE_INPUT)
-    owner = OwnerChoiceField(label=_("Owner"), queryset=User.objects.none(),
+    owner = OwnerChoiceField(label=_("Owner"), queryset=User.objects.none(), empty_label="—",
                              error_messages={"invalid_choice": _("Unknown user, or one you cannot give deals to.")})
     contact = forms.ModelChoiceField(label=_("Contact"), queryset=Contact.objects.none(), required=False,
                                      error_messages={"invalid_choice": _("Unknown contact.")})
     company = forms.ModelChoiceField(label=_("Company"), queryset=Company.objects.none(), required=False,
                                      error_messages={"invalid_choice": _("Unknown company.")})
     lead_source = forms.ModelChoiceField(label=_("Lead source"), queryset=LeadSource.objects.none(), required=False,
-                                         error_messages={"invalid_choice": _("Unknown lead source.")})
+                                         empty_label="—", error_messages={"invalid_choice": _("Unknown lead source.")})
 
     def __init__(self, *args, user: User, rules: EntityRules, instance: Deal | None = None, only=None, **kwargs):
         self.user = user
@@ -340,6 +342,15 @@ def fill_name(key: str) -> str:
 # --- the stage move ------------------------------------------------------------------------------
 
 
+def next_stage(deal: Deal, stages: list[Stage]) -> int | None:
+    """The stage the move form offers first: the open stage after the current one, if any."""
+    current = next((s for s in stages if s.pk == deal.stage_id), None)
+    if current is None or current.kind != Stage.Kind.OPEN:
+        return None
+    later = [s for s in stages if s.kind == Stage.Kind.OPEN and (s.order, s.pk) > (current.order, current.pk)]
+    return later[0].pk if later else None
+
+
 class DealMoveForm(ServiceErrorsMixin, forms.Form):
     """Move a deal to another stage of its pipeline; a lost stage needs a reason (values go to deal_move)."""
 
@@ -358,6 +369,7 @@ class DealMoveForm(ServiceErrorsMixin, forms.Form):
             Stage.objects.filter(pipeline_id=deal.pipeline_id).exclude(pk=deal.stage_id).order_by("order", "id")
         )
         if stages is not None:
+            self.fields["stage"].initial = next_stage(deal, stages)
             # The page already has the pipeline's stages: list them without another query.
             field = self.fields["stage"]
             field.widget.choices = [

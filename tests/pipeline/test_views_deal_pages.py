@@ -86,6 +86,10 @@ def test_deal_page_shows_details_stage_bar_and_when_it_entered_the_stage(client_
     assert re.search(r'is-current kind-open" aria-current="step">\s*<span class="stagebar-name">Lead<', bar)
     assert "In this stage since" in html and "(0 days)" in html
     assert f'action="/deals/{deal.pk}/stage/"' in html
+    # The move form offers the next stage first, and never the current one.
+    move_select = re.search(r'<select name="stage".*?</select>', html, re.S).group(0)
+    assert f'<option value="{stages["Qualified"].pk}" selected data-kind="open">Qualified (30%)</option>' in move_select
+    assert f'value="{stages["Lead"].pk}"' not in move_select
     assert f'href="/deals/{deal.pk}/edit/"' in html
 
 
