@@ -368,9 +368,10 @@ class DealSeeder:
 
         if kind in ("won", "lost"):
             closing = stages["won" if kind == "won" else "lost"]
-            t0 = earliest + (now - 2 * DAY - earliest) * r() if now - 2 * DAY > earliest else earliest
-            duration = min(now - 3600 - t0, DAY * (5 + 95 * r() ** 1.3))
-            times = self._spread(t0, t0 + duration, len(path) + 1)
+            # Closed at any time of the history (evenly), after a few days to a few months in the pipeline.
+            t_end = earliest + room + (now - 3600 - earliest - room) * r()
+            t0 = max(earliest, min(t_end - DAY * (5 + 95 * r() ** 1.3), t_end - room))
+            times = self._spread(t0, t_end, len(path) + 1)
             steps = list(zip([*path, closing], times, strict=True))
         else:
             rot = final.rotting_days * DAY

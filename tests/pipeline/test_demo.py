@@ -106,6 +106,10 @@ def check_mix(deals) -> None:
     assert max(open_dates) > today + timedelta(days=30)
     assert len({(d.year, d.month) for d in open_dates if d >= today}) >= 3
     assert {d.lost_reason.name for d in deals if d.lost_reason} >= {"Price"}
+    # Deals closed all along the history, not piled up just before now.
+    closed = [d.closed_at for d in deals if d.closed_at]
+    assert sum(c > timezone.now() - timedelta(days=7) for c in closed) <= len(closed) * 0.25
+    assert min(closed) < timezone.now() - timedelta(days=60)
 
 
 def all_deals():
