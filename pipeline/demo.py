@@ -22,6 +22,7 @@ Either way a deal's history ends in its current stage, every change starts where
 ended, and the times agree.
 """
 
+import bisect
 import random
 import time
 from collections import defaultdict
@@ -316,38 +317,33 @@ class DealSeeder:
         return outcomes
 
     def _plans(self, pool: list[_Contact]):
-        """Yield one plan per deal (a generator: big loads never hold them all)."""
+        """Yield one plan per deal (a generator: big loads never hold them all).
+
+        The times come first, evenly over the history; then a contact who already existed when the deal
+        started (so recent contacts, which are many, do not pile the deals up just before now).
+        """
         rng = self.rng
-        span = (BULK_HISTORY_DAYS if self.bulk else HISTORY_DAYS) * DAY
+        earliest = self.now - (BULK_HISTORY_DAYS if self.bulk else HISTORY_DAYS) * DAY
         outcomes = self._outcomes()
         self.progress(f"planning {len(outcomes):,} deals on {len(pool):,} contacts ({self._elapsed()})")
-        # Each contact at most once while there are enough of them; the oldest first for the deals
-        # that need a long history (stale ones), so no deal starts before its contact existed.
-        order = list(range(len(pool)))
-        rng.shuffle(order)
-        position = 0
+        pool = sorted(pool, key=lambda c: c.created)
+        created = [c.created for c in pool]
         for kind, pipeline_index in outcomes:
             pipeline = self.pipelines[pipeline_index]
-            for _attempt in range(20):
-                contact = pool[order[position % len(order)]]
-                position += 1
-                plan = self._plan(kind, pipeline, contact, span)
-                if plan is not None:
-                    yield plan
+            for _attempt in range(50):
+                steps = self._timeline(kind, pipeline, earliest)
+                older = bisect.bisect_left(created, steps[0][1] - 60) if steps else 0
+                if older:
+                    yield self._plan(kind, pipeline, pool[rng.randrange(older)], steps)
                     break
 
-    def _plan(self, kind: str, pipeline: Pipeline, contact: _Contact, span: float) -> _Plan | None:
-        rng = self.rng
-        r = rng.random
+    def _timeline(self, kind: str, pipeline: Pipeline, earliest: float) -> list | None:
+        """The stages the deal goes through and when: [(stage, epoch seconds)], the creation first."""
+        r = self.rng.random
         now = self.now
         stages = self.stages[pipeline.pk]
         open_stages = stages["open"]
-        earliest = max(now - span, contact.created + 60)
-        if earliest > now - 3 * 3600:
-            return None
         start = 1 if len(open_stages) > 1 and r() < 0.2 else 0
-
-        # Where the deal ends among the open stages, and when things happen.
         if kind == "won":
             last = len(open_stages) - 1
         else:
@@ -371,21 +367,22 @@ class DealSeeder:
             # Closed at any time of the history (evenly), after a few days to a few months in the pipeline.
             t_end = earliest + room + (now - 3600 - earliest - room) * r()
             t0 = max(earliest, min(t_end - DAY * (5 + 95 * r() ** 1.3), t_end - room))
-            times = self._spread(t0, t_end, len(path) + 1)
-            steps = list(zip([*path, closing], times, strict=True))
-        else:
-            rot = final.rotting_days * DAY
-            if kind == "open":  # in its stage for less than 90 % of the rotting limit
-                t_last = now - 60 - min(rot * 0.9, now - earliest) * r() ** 1.5
-                before = DAY * 40 * r()
-            else:  # stale: in its stage past the rotting limit
-                t_last = now - rot - DAY * (1 + 50 * r())
-                before = DAY * 30 * r()
-            if t_last - room < earliest:
-                return None
-            t0 = max(earliest, min(t_last - before, t_last - room)) if len(path) > 1 else t_last
-            steps = list(zip(path, self._spread(t0, t_last, len(path)), strict=True))
+            return list(zip([*path, closing], self._spread(t0, t_end, len(path) + 1), strict=True))
+        rot = final.rotting_days * DAY
+        if kind == "open":  # in its stage for less than 90 % of the rotting limit
+            t_last = now - 60 - min(rot * 0.9, now - earliest) * r() ** 1.5
+            before = DAY * 40 * r()
+        else:  # stale: in its stage past the rotting limit
+            t_last = now - rot - DAY * (1 + 50 * r())
+            before = DAY * 30 * r()
+        if t_last - room < earliest:
+            return None
+        t0 = max(earliest, min(t_last - before, t_last - room)) if len(path) > 1 else t_last
+        return list(zip(path, self._spread(t0, t_last, len(path)), strict=True))
 
+    def _plan(self, kind: str, pipeline: Pipeline, contact: _Contact, steps: list) -> _Plan:
+        rng = self.rng
+        r = rng.random
         owner = self._owner(contact)
         amount, currency = self._money(contact, pipeline is self.pipelines[1])
         close_date = self._close_date(kind, steps[-1][1])
