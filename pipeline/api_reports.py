@@ -270,7 +270,8 @@ class PipelineReviewSerializer(serializers.Serializer):
     since = serializers.DateField()
     start = serializers.DateTimeField(help_text="Midnight of `since` in the company time zone.")
     sections = ReviewSectionsSerializer()
-    other_currency = serializers.IntegerField(help_text="Deals listed here in another currency (each once).")
+    other_currency = serializers.BooleanField(help_text=(
+        "Whether some section left deals out of its sum for their currency (its `other_currency` says how many)."))
 
     class Meta:
         ref_name = "PipelineReview"

@@ -26,12 +26,14 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    DateField,
     DecimalField,
     DurationField,
     Exists,
     ExpressionWrapper,
     F,
     Func,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -41,11 +43,11 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Cast, Coalesce, NullIf, Round, RowNumber, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf, Round, RowNumber, Trim, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User
+from accounts.models import Team, User
 from accounts.selectors import teams_visible_to, users_visible_to
 
 from .models import Deal, Pipeline, Stage, StageChange
@@ -100,6 +102,14 @@ def month_key(month: date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
 
+def user_name(column: str) -> Subquery:
+    """The name of the user whose id is in ``column``, as ``User.__str__`` gives it (full name, else the
+    username), looked up by a subquery (for grouped rows)."""
+    full = Trim(Concat("first_name", Value(" "), "last_name", output_field=CharField()))
+    return Subquery(User.objects.filter(pk=OuterRef(column)).values(
+        name=Coalesce(NullIf(full, Value("")), "username", output_field=CharField()))[:1])
+
+
 def person_name(first_name: str | None, last_name: str | None, username: str | None) -> str:
     """A user's name as ``User.__str__`` gives it, from the columns a grouped row carries."""
     return f"{first_name or ''} {last_name or ''}".strip() or (username or "")
@@ -126,6 +136,50 @@ def percentage(part, whole) -> Round:
         Cast(part, COUNT_AS_DECIMAL) * Value(Decimal(100)) / NullIf(Cast(whole, COUNT_AS_DECIMAL), Value(Decimal(0))),
         1, output_field=RATE,
     )
+
+
+COUNT, MONEY_SUM = "count", "money"
+
+
+class GroupTotal(Func):
+    """``SUM(<aggregate>)``, to be wrapped in a ``Window``: the total of a grouped query's aggregate over
+    the groups of a partition — ``SUM(COUNT(…)) OVER (PARTITION BY owner_id)``. One grouped query then
+    also gives every subtotal and the grand total (Django's ``Sum`` refuses an aggregate inside)."""
+
+    function = "SUM"
+    window_compatible = True
+
+
+class MoneyTotal(Func):
+    """A window total of money rounded to cents, 0 when there is none. It is no grouping column: only
+    the window's partition columns are (a plain ``Round`` around a window would be grouped by)."""
+
+    template = "COALESCE(ROUND(%(expressions)s, 2), 0.00)"
+    output_field = MONEY
+
+    def get_group_by_cols(self):
+        return self.get_source_expressions()[0].get_group_by_cols()
+
+
+def group_aggregates(figures: dict[str, tuple]) -> dict:
+    """The aggregates of each group, under ``g_<name>`` (an annotation may not take a field's name)."""
+    return {f"g_{name}": aggregate for name, (aggregate, _kind) in figures.items()}
+
+
+def subtotals(figures: dict[str, tuple], levels: dict[str, list[str]]) -> dict:
+    """For each level (a name and the columns it totals per; none for the grand total), each figure's sum
+    over the level's partition, as ``<level>_<name>``; money rounded to cents, 0 when there is none."""
+    annotations = {}
+    for level, columns in levels.items():
+        partition = [F(column) for column in columns] or None
+        for name, (_aggregate, kind) in figures.items():
+            if kind == COUNT:
+                annotations[f"{level}_{name}"] = Window(
+                    GroupTotal(F(f"g_{name}"), output_field=IntegerField()), partition_by=partition)
+            else:
+                annotations[f"{level}_{name}"] = MoneyTotal(
+                    Window(GroupTotal(F(f"g_{name}"), output_field=MONEY), partition_by=partition))
+    return annotations
 
 
 def _scoped(user: User, *, pipeline=None, owner=None, team=None) -> QuerySet[Deal]:
@@ -299,33 +353,44 @@ class ReviewParams(ReportFilters):
 OVERDUE, NO_DATE, OUTSIDE = "overdue", "no_date", "outside"
 
 
-def forecast_aggregates() -> dict:
-    """One cell of the forecast: open deals (count, amount, weighted) next to won deals (count, amount)."""
+def forecast_aggregates() -> dict[str, tuple]:
+    """The figures of a forecast cell, each an aggregate and its kind: open deals (count, amount,
+    weighted) next to won deals (count, amount), with the deals left out for their currency."""
     is_open, is_won, company = Q(status=Deal.Status.OPEN), Q(status=Deal.Status.WON), in_company_currency()
-    # The aliases carry a prefix: an annotation may not take the name of a field ("amount").
     return {
-        "f_count": Count("id", filter=is_open),
-        "f_amount": money(Sum("amount", filter=is_open & company)),
-        "f_weighted": money(Sum(weighted_expr(), filter=is_open & company)),
-        "f_other_currency": Count("id", filter=is_open & ~company),
-        "f_won_count": Count("id", filter=is_won),
-        "f_won_amount": money(Sum("amount", filter=is_won & company)),
-        "f_won_other_currency": Count("id", filter=is_won & ~company),
+        "count": (Count("id", filter=is_open), COUNT),
+        "amount": (Sum("amount", filter=is_open & company), MONEY_SUM),
+        "weighted": (Sum(weighted_expr(), filter=is_open & company), MONEY_SUM),
+        "other_currency": (Count("id", filter=is_open & ~company), COUNT),
+        "won_count": (Count("id", filter=is_won), COUNT),
+        "won_amount": (Sum("amount", filter=is_won & company), MONEY_SUM),
+        "won_other_currency": (Count("id", filter=is_won & ~company), COUNT),
     }
 
 
-CELL_FIELDS = [alias.removeprefix("f_") for alias in forecast_aggregates()]
+CELL_FIELDS = list(forecast_aggregates())
 
 
 def _zero_cell() -> dict:
     return {name: Decimal("0.00") if "amount" in name or name == "weighted" else 0 for name in CELL_FIELDS}
 
 
-def _cell(row: dict | None) -> dict:
-    """A row of the aggregates (or a month without deals) as ``{count, amount, weighted, …}``."""
+def _cell(row: dict | None, level: str = "") -> dict:
+    """The figures of one level of a row (or of a month without deals) as ``{count, amount, weighted, …}``."""
     if not row:
         return _zero_cell()
-    return {name: row[f"f_{name}"] if f"f_{name}" in row else row[name] for name in CELL_FIELDS}
+    prefix = f"{level}_" if level else ""
+    return {name: row[prefix + name] for name in CELL_FIELDS}
+
+
+FORECAST_LEVELS = {
+    "all": [],                                # every deal of the report
+    "month": ["special", "month"],            # per month, or overdue / no date / outside
+    "owner": ["owner_id"],
+    "owner_month": ["owner_id", "special", "month"],
+    "team": ["team_id"],
+    "team_month": ["team_id", "special", "month"],
+}
 
 
 def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, owner=None, team=None,
@@ -335,8 +400,11 @@ def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, 
     An open deal falls in exactly one bucket: ``no_date`` (no expected close date), ``overdue`` (its
     expected close date is before today), its month when that month is in the range, or ``outside``
     (due after today but outside the range). A won deal falls in the month of its ``closed_at`` in the
-    company time zone, and is counted only when that month is in the range. The same buckets are given
-    for the whole, per owner and per team; each total is its own aggregate, not a sum made in Python.
+    company time zone, and is counted only when that month is in the range.
+
+    One query: the deals grouped by owner, team and bucket, and every figure the report shows (per
+    month, per owner and month, per team and month, per owner, per team, in all) summed from those
+    groups by window functions in the same query — so each total is PostgreSQL's sum, in one pass.
     """
     today = today or company_today()
     range_end = add_months(last_month, 1) - timedelta(days=1)
@@ -344,53 +412,65 @@ def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, 
         Q(status=Deal.Status.OPEN)
         | Q(status=Deal.Status.WON, closed_at__gte=day_start(first_month),
             closed_at__lt=day_start(add_months(last_month, 1)))
-    ).annotate(bucket=Case(
-        When(status=Deal.Status.WON, then=ToChar(TruncMonth("closed_at", tzinfo=company_tz()), Value("YYYY-MM"))),
-        When(expected_close_date__isnull=True, then=Value(NO_DATE)),
-        When(expected_close_date__lt=today, then=Value(OVERDUE)),
-        When(expected_close_date__gte=first_month, expected_close_date__lte=range_end,
-             then=ToChar("expected_close_date", Value("YYYY-MM"))),
-        default=Value(OUTSIDE), output_field=CharField(),
-    ))
-    aggregates = forecast_aggregates()
-    owner_columns = ["owner_id", "owner__first_name", "owner__last_name", "owner__username"]
-    owner_order = [F("owner__first_name").asc(nulls_last=True), F("owner__last_name").asc(nulls_last=True),
-                   F("owner__username").asc(nulls_last=True), "owner_id"]
+    ).annotate(
+        # A won deal's month of closing, an open deal's expected close month when it is in the range…
+        month=Case(
+            When(status=Deal.Status.WON, then=Cast(TruncMonth("closed_at", tzinfo=company_tz()), DateField())),
+            When(expected_close_date__gte=max(first_month, today), expected_close_date__lte=range_end,
+                 then=Cast(TruncMonth("expected_close_date"), DateField())),
+            default=None, output_field=DateField(),
+        ),
+        # … or else the open deal's special bucket.
+        special=Case(
+            When(status=Deal.Status.WON, then=None),
+            When(expected_close_date__isnull=True, then=Value(NO_DATE)),
+            When(expected_close_date__lt=today, then=Value(OVERDUE)),
+            When(expected_close_date__gt=range_end, then=Value(OUTSIDE)),
+            When(expected_close_date__lt=first_month, then=Value(OUTSIDE)),
+            default=None, output_field=CharField(),
+        ),
+    )
+    # Grouped by ids only (cheap to sort); the names are looked up for the few groups afterwards.
+    rows = list(
+        deals.values("owner_id", "team_id", "special", "month")
+        .alias(**group_aggregates(forecast_aggregates()))
+        .annotate(**subtotals(forecast_aggregates(), FORECAST_LEVELS), owner_name=user_name("owner_id"),
+                  team_name=Subquery(Team.objects.filter(pk=OuterRef("team_id")).order_by().values("name")))
+        .order_by(F("owner_name").asc(nulls_last=True), "owner_id", F("team_name").asc(nulls_last=True), "team_id")
+    )
+    # Every row carries the totals of the partitions it belongs to: take each one from the first row seen.
+    months, owners, teams = {}, {}, {}
+    owner_months, team_months = {}, {}
+    for row in rows:
+        bucket = month_key(row["month"]) if row["month"] else row["special"]
+        months.setdefault(bucket, _cell(row, "month"))
+        owner_months.setdefault((row["owner_id"], bucket), _cell(row, "owner_month"))
+        team_months.setdefault((row["team_id"], bucket), _cell(row, "team_month"))
+        owners.setdefault(row["owner_id"], {"name": row["owner_name"] or "", "total": _cell(row, "owner")})
+        teams.setdefault(row["team_id"], {"name": row["team_name"] or "", "total": _cell(row, "team")})
+    total = _cell(rows[0] if rows else None, "all")
 
-    total = deals.aggregate(**aggregates)
-    by_bucket = {row["bucket"]: row for row in deals.values("bucket").annotate(**aggregates)}
-    owner_totals = list(deals.values(*owner_columns).annotate(**aggregates).order_by(*owner_order))
-    owner_cells = {(row["owner_id"], row["bucket"]): row
-                   for row in deals.values("owner_id", "bucket").annotate(**aggregates)}
-    team_totals = list(deals.values("team_id", "team__name").annotate(**aggregates)
-                       .order_by(F("team__name").asc(nulls_last=True), "team_id"))
-    team_cells = {(row["team_id"], row["bucket"]): row
-                  for row in deals.values("team_id", "bucket").annotate(**aggregates)}
+    month_starts = months_in(first_month, last_month)
 
-    months = months_in(first_month, last_month)
+    def buckets(cells: dict, key=None) -> dict:
+        def get(bucket):
+            return cells.get(bucket if key is None else (key, bucket)) or _zero_cell()
 
-    def buckets(cells: dict, key) -> dict:
-        lookup = (lambda bucket: cells.get(bucket)) if key is None else (lambda bucket: cells.get((key, bucket)))
         return {
-            "months": [{"month": month_key(m), "start": m, **_cell(lookup(month_key(m)))} for m in months],
-            OVERDUE: _cell(lookup(OVERDUE)), NO_DATE: _cell(lookup(NO_DATE)), OUTSIDE: _cell(lookup(OUTSIDE)),
+            "months": [{"month": month_key(m), "start": m, **get(month_key(m))} for m in month_starts],
+            OVERDUE: get(OVERDUE), NO_DATE: get(NO_DATE), OUTSIDE: get(OUTSIDE),
         }
 
     return {
         "currency": settings.CRM_CURRENCY,
         "from": first_month, "to": last_month, "today": today,
-        **buckets(by_bucket, None),
-        "total": _cell(total),
-        "owners": [{
-            "id": row["owner_id"],
-            "name": person_name(row["owner__first_name"], row["owner__last_name"], row["owner__username"]),
-            **buckets(owner_cells, row["owner_id"]), "total": _cell(row),
-        } for row in owner_totals],
-        "teams": [{
-            "id": row["team_id"], "name": row["team__name"] or "",
-            **buckets(team_cells, row["team_id"]), "total": _cell(row),
-        } for row in team_totals],
-        "other_currency": {"open": total["f_other_currency"], "won": total["f_won_other_currency"]},
+        **buckets(months),
+        "total": total,
+        "owners": [{"id": key, "name": value["name"], **buckets(owner_months, key), "total": value["total"]}
+                   for key, value in owners.items()],
+        "teams": [{"id": key, "name": value["name"], **buckets(team_months, key), "total": value["total"]}
+                  for key, value in sorted(teams.items(), key=lambda item: (item[1]["name"] == "", item[1]["name"]))],
+        "other_currency": {"open": total["other_currency"], "won": total["won_other_currency"]},
     }
 
 
@@ -418,30 +498,37 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
     The moves come from the stage history: forward, backward, won, lost and reopened changes since the
     day, newest first (one row per change; a deal moved twice shows twice). Each section's figures count
     *deals* (a deal moved twice counts once, its amount once). New deals are the ones created since the
-    day; stuck deals are the open deals that are stale now, longest in their stage first. Four queries.
+    day; stuck deals are the open deals that are stale now, longest in their stage first.
+
+    Five queries: the moved deals' figures (each deal once, marked with the kinds of moves it made), the
+    new and stale deals' figures, and three bounded lists.
     """
     now = now or timezone.now()
     limit = limit or REVIEW_LIMIT
     start = day_start(since)
     deals = _scoped(user, pipeline=pipeline, owner=owner, team=team)
-    conditions = {
-        str(direction): Q(id__in=StageChange.objects.filter(changed_at__gte=start, direction=direction)
-                          .values("deal_id"))
+    since_start = StageChange.objects.filter(changed_at__gte=start)
+    moved = deals.filter(id__in=since_start.filter(direction__in=MOVES).values("deal_id")).annotate(**{
+        f"made_{direction}": Exists(since_start.filter(deal_id=OuterRef("pk"), direction=direction))
         for direction in MOVES
-    }
-    conditions[NEW] = Q(created_at__gte=start)
-    conditions[STALE] = stale_q(now)
-    anything = Q(id__in=StageChange.objects.filter(changed_at__gte=start, direction__in=MOVES).values("deal_id"))
+    })
+    aggregates = {}
+    for direction in MOVES:
+        aggregates.update(_section_aggregates(str(direction), Q(**{f"made_{direction}": True})))
+    figures = moved.aggregate(**aggregates)
+    conditions = {NEW: Q(created_at__gte=start), STALE: stale_q(now)}
     aggregates = {}
     for key, condition in conditions.items():
         aggregates.update(_section_aggregates(key, condition))
-    # Deals in other currencies, each counted once however many sections it appears in.
-    aggregates["other_currency"] = Count("id", filter=~in_company_currency())
-    figures = deals.filter(anything | conditions[NEW] | conditions[STALE]).aggregate(**aggregates)
+    figures.update(deals.filter(conditions[NEW] | conditions[STALE]).aggregate(**aggregates))
 
     changes = list(
         StageChange.objects.filter(deal__in=deals, changed_at__gte=start, direction__in=MOVES)
         .select_related("deal", "deal__lost_reason", "deal__owner", "actor")
+        .only("deal_id", "from_stage_name", "to_stage_name", "direction", "changed_at", "actor",
+              "deal__name", "deal__amount", "deal__currency", "deal__lost_note", "deal__owner",
+              "deal__lost_reason__name", *(f"{who}__{name}" for who in ("deal__owner", "actor")
+                                           for name in ("first_name", "last_name", "username")))
         .annotate(
             position=Window(RowNumber(), partition_by=[F("direction")], order_by=[F("changed_at").desc(),
                                                                                    F("id").desc()]),
@@ -481,7 +568,8 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
     return {
         "currency": settings.CRM_CURRENCY, "since": since, "start": start, "now": now,
         "sections": sections, "limit": limit,
-        "other_currency": figures["other_currency"],
+        # Whether any section left deals out of its sum for their currency (each section says how many).
+        "other_currency": any(section["other_currency"] for section in sections.values()),
     }
 
 

@@ -63,10 +63,18 @@ def forecast_chart(report: dict) -> dict:
 
 
 def forecast_breakdowns(report: dict) -> list[dict]:
+    """The per-owner and per-team tables: each row's cells in column order (overdue, the months, no date,
+    later, total)."""
+
+    def rows(groups):
+        return [{"name": g["name"], "cells": [g["overdue"], *g["months"], g["no_date"], g["outside"], g["total"]]}
+                for g in groups]
+
     return [
         {"key": "owners", "title": _("Per owner"), "label": _("Owner"), "none": _("No owner"),
-         "rows": report["owners"]},
-        {"key": "teams", "title": _("Per team"), "label": _("Team"), "none": _("No team"), "rows": report["teams"]},
+         "rows": rows(report["owners"])},
+        {"key": "teams", "title": _("Per team"), "label": _("Team"), "none": _("No team"),
+         "rows": rows(report["teams"])},
     ]
 
 

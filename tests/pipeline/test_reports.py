@@ -277,7 +277,7 @@ def test_review_sections_count_deals_and_list_moves(review_data, alice, bob, mon
     # 2 Jan 09:00 → 14 May 12:00 = 132 days and 3 hours
     assert sections["stale"]["items"][0].in_stage == timedelta(days=132, hours=3)
     assert all(s["more"] == 0 for s in sections.values())
-    assert result["other_currency"] == 1
+    assert result["other_currency"] is True
     assert result["start"] == at("2026-05-07 00:00")
 
 
