@@ -187,6 +187,11 @@ def test_bulk_path_writes_the_same_kind_of_history_and_puts_back_every_index():
     check_people_and_money(deals)
     check_mix(deals, history_days=730)
     assert not Event.objects.filter(name__startswith="deal.").exists()  # nothing happened to bulk data
+    # Rows lie in the order a real database would have them: deals by creation, stage changes by time.
+    created = list(Deal.objects.order_by("id").values_list("created_at", flat=True))
+    assert created == sorted(created)
+    moved = list(StageChange.objects.order_by("id").values_list("changed_at", flat=True))
+    assert moved == sorted(moved)
     # Same stored values as a deal made through the service.
     from pipeline import services
 
