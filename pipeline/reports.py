@@ -22,7 +22,6 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import (
-    Avg,
     Case,
     CharField,
     Count,
@@ -34,6 +33,8 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -43,14 +44,26 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Cast, Coalesce, Concat, NullIf, Round, RowNumber, Trim, TruncMonth
+from django.db.models.functions import (
+    Cast,
+    Coalesce,
+    Concat,
+    Greatest,
+    NullIf,
+    Round,
+    RowNumber,
+    Trim,
+    TruncMonth,
+)
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Team, User
 from accounts.selectors import teams_visible_to, users_visible_to
+from contacts.models import LeadSource
 
-from .models import Deal, Pipeline, Stage, StageChange
+from .models import Deal, LostReason, Pipeline, Stage, StageChange
 from .selectors import MONEY, deals_visible_to, in_company_currency, stale_q, weighted_expr
 
 MAX_ID = 2**63 - 1
@@ -180,6 +193,12 @@ def subtotals(figures: dict[str, tuple], levels: dict[str, list[str]]) -> dict:
                 annotations[f"{level}_{name}"] = MoneyTotal(
                     Window(GroupTotal(F(f"g_{name}"), output_field=MONEY), partition_by=partition))
     return annotations
+
+
+def history_of(deals: QuerySet[Deal]) -> QuerySet[StageChange]:
+    """The stage changes of these deals (no subquery when they are all the deals there are)."""
+    changes = StageChange.objects.all()
+    return changes.filter(deal__in=deals) if deals.query.has_filters() else changes
 
 
 def _scoped(user: User, *, pipeline=None, owner=None, team=None) -> QuerySet[Deal]:
@@ -507,15 +526,22 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
     limit = limit or REVIEW_LIMIT
     start = day_start(since)
     deals = _scoped(user, pipeline=pipeline, owner=owner, team=team)
-    since_start = StageChange.objects.filter(changed_at__gte=start)
-    moved = deals.filter(id__in=since_start.filter(direction__in=MOVES).values("deal_id")).annotate(**{
-        f"made_{direction}": Exists(since_start.filter(deal_id=OuterRef("pk"), direction=direction))
-        for direction in MOVES
-    })
-    aggregates = {}
+    moves = history_of(deals).filter(changed_at__gte=start, direction__in=MOVES)
+    # Each deal once per kind of move: its latest change of that kind since the day.
+    later_same_kind = StageChange.objects.filter(
+        deal_id=OuterRef("deal_id"), direction=OuterRef("direction"), changed_at__gte=start,
+    ).filter(Q(changed_at__gt=OuterRef("changed_at")) | Q(changed_at=OuterRef("changed_at"), id__gt=OuterRef("id")))
+    company = Q(deal__currency=settings.CRM_CURRENCY)
+    figures = {}
+    for row in moves.filter(~Exists(later_same_kind)).values("direction").annotate(
+        deals=Count("id"),
+        amount=money(Sum("deal__amount", filter=company)),
+        other_currency=Count("id", filter=~company),
+    ):
+        figures.update({f"r_{row['direction']}_{name}": row[name] for name in ("deals", "amount", "other_currency")})
     for direction in MOVES:
-        aggregates.update(_section_aggregates(str(direction), Q(**{f"made_{direction}": True})))
-    figures = moved.aggregate(**aggregates)
+        for name, zero in (("deals", 0), ("amount", Decimal("0.00")), ("other_currency", 0)):
+            figures.setdefault(f"r_{direction}_{name}", zero)
     conditions = {NEW: Q(created_at__gte=start), STALE: stale_q(now)}
     aggregates = {}
     for key, condition in conditions.items():
@@ -523,8 +549,7 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
     figures.update(deals.filter(conditions[NEW] | conditions[STALE]).aggregate(**aggregates))
 
     changes = list(
-        StageChange.objects.filter(deal__in=deals, changed_at__gte=start, direction__in=MOVES)
-        .select_related("deal", "deal__lost_reason", "deal__owner", "actor")
+        moves.select_related("deal", "deal__lost_reason", "deal__owner", "actor")
         .only("deal_id", "from_stage_name", "to_stage_name", "direction", "changed_at", "actor",
               "deal__name", "deal__amount", "deal__currency", "deal__lost_note", "deal__owner",
               "deal__lost_reason__name", *(f"{who}__{name}" for who in ("deal__owner", "actor")
@@ -576,27 +601,56 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
 # --- win/loss ------------------------------------------------------------------------------------
 
 
-def win_loss_aggregates() -> dict:
+def win_loss_figures() -> dict[str, tuple]:
+    """Won and lost deals: counts, amounts in the company currency, and the deals left out of the amounts."""
     is_won, is_lost, company = Q(status=Deal.Status.WON), Q(status=Deal.Status.LOST), in_company_currency()
     return {
-        "won_count": Count("id", filter=is_won),
-        "won_amount": money(Sum("amount", filter=is_won & company)),
-        "won_other_currency": Count("id", filter=is_won & ~company),
-        "lost_count": Count("id", filter=is_lost),
-        "lost_amount": money(Sum("amount", filter=is_lost & company)),
-        "lost_other_currency": Count("id", filter=is_lost & ~company),
-        # won ÷ (won + lost), by count; the closed deals here are all won or lost.
-        "win_rate": percentage(Count("id", filter=is_won), Count("id")),
+        "won_count": (Count("id", filter=is_won), COUNT),
+        "won_amount": (Sum("amount", filter=is_won & company), MONEY_SUM),
+        "won_other_currency": (Count("id", filter=is_won & ~company), COUNT),
+        "lost_count": (Count("id", filter=is_lost), COUNT),
+        "lost_amount": (Sum("amount", filter=is_lost & company), MONEY_SUM),
+        "lost_other_currency": (Count("id", filter=is_lost & ~company), COUNT),
     }
 
 
-def lost_aggregates() -> dict:
-    is_lost, company = Q(status=Deal.Status.LOST), in_company_currency()
-    return {
-        "lost_count": Count("id", filter=is_lost),
-        "lost_amount": money(Sum("amount", filter=is_lost & company)),
-        "lost_other_currency": Count("id", filter=is_lost & ~company),
-    }
+WIN_LOSS_FIELDS = [*win_loss_figures(), "win_rate"]
+LOST_FIELDS = ["lost_count", "lost_amount", "lost_other_currency"]
+WIN_LOSS_LEVELS = {
+    "all": [],
+    "reason": ["lost_reason_id"],
+    "source": ["lead_source_id"],
+    "owner": ["owner_id"],
+    "stage": ["lost_from"],
+}
+
+
+class RateOf(Func):
+    """``part ÷ whole × 100`` with one decimal (NULL when ``whole`` is 0), of two window totals; like
+    ``MoneyTotal`` it is no grouping column."""
+
+    output_field = RATE
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (part, part_params), (whole, whole_params) = (compiler.compile(e) for e in self.get_source_expressions())
+        return f"ROUND(100.0 * {part} / NULLIF({whole}, 0), 1)", (*part_params, *whole_params)
+
+    def get_group_by_cols(self):
+        return []
+
+
+def _zero_win_loss() -> dict:
+    return {"won_count": 0, "won_amount": Decimal("0.00"), "won_other_currency": 0, "lost_count": 0,
+            "lost_amount": Decimal("0.00"), "lost_other_currency": 0, "win_rate": None}
+
+
+def _pick(row: dict, level: str, names: list[str]) -> dict:
+    return {name: row[f"{level}_{name}"] for name in names}
+
+
+def _last(value) -> tuple:
+    """A sort key putting empty names last."""
+    return (not value, value or "")
 
 
 def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner=None, team=None) -> dict:
@@ -604,18 +658,21 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
     lost reason, lead source, owner and the stage deals were lost from; and for one pipeline (the
     chosen one, else the default) the stage-to-stage conversion and the average time in each stage.
 
-    **Conversion** of stage *i*: of the deals that entered stage *i* between the two days (a stage
-    change into it, including a deal's creation in it), the share that afterwards — up to now — moved
-    into any later open stage of the pipeline or into a won stage. A deal that entered a stage twice
-    counts once (as advanced if either entry was followed by an advance); a deal that skipped a stage
-    did not enter it. **Average time in a stage**: the mean of ``seconds_in_from_stage`` over the
-    stage changes out of the stage between the two days, in days with one decimal.
+    **Win rate**: won ÷ (won + lost), by number of deals. **Lost from**: the from-stage of the deal's
+    latest change into a lost stage. **Conversion** of stage *i*: of the deals that entered stage *i*
+    between the two days (a stage change into it, including a deal's creation in it), the share that
+    afterwards — up to now — moved into a later open stage of the pipeline or into a won stage. A deal
+    that entered a stage twice counts once; a deal that skipped a stage did not enter it; moving back
+    or being lost is not going further. **Average time in a stage**: the mean of
+    ``seconds_in_from_stage`` over the changes out of the stage between the two days, in days with
+    one decimal.
+
+    Three queries besides the stages: the closed deals grouped by owner, lead source, lost reason and
+    lost-from stage, every breakdown a window sum of those groups; and one pass over the stage changes
+    since the first day, grouped per deal, then summed per stage.
     """
     start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
     scoped = _scoped(user, pipeline=pipeline, owner=owner, team=team)
-    closed = scoped.filter(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=start, closed_at__lt=end)
-    lost = closed.filter(status=Deal.Status.LOST)
-    aggregates = win_loss_aggregates()
 
     stages = list(Stage.objects.select_related("pipeline").order_by("pipeline__order", "pipeline_id", "order", "id"))
     by_id = {stage.pk: stage for stage in stages}
@@ -625,76 +682,115 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
         pipelines = [stage.pipeline for stage in stages]
         funnel_pipeline = next((p for p in pipelines if p.is_default), pipelines[0] if pipelines else None)
 
-    total = closed.aggregate(**aggregates)
-    by_reason = list(lost.values("lost_reason_id", "lost_reason__name").annotate(**lost_aggregates())
-                     .order_by("-lost_count", F("lost_reason__name").asc(nulls_last=True)))
-    by_source = list(closed.values("lead_source_id", "lead_source__name").annotate(**aggregates)
-                     .order_by(F("lead_source__name").asc(nulls_last=True), "lead_source_id"))
-    by_owner = list(closed.values("owner_id", "owner__first_name", "owner__last_name", "owner__username")
-                    .annotate(**aggregates)
-                    .order_by(F("owner__first_name").asc(nulls_last=True), F("owner__last_name").asc(nulls_last=True),
-                              F("owner__username").asc(nulls_last=True), "owner_id"))
-    # The stage a deal was lost from: the from-stage of its latest change into a lost stage.
+    figures = win_loss_figures()
     last_lost = StageChange.objects.filter(deal_id=OuterRef("pk"), direction=StageChange.Direction.LOST).order_by(
         "-changed_at", "-id").values("from_stage_id")[:1]
-    by_lost_stage = list(lost.annotate(lost_from=Subquery(last_lost)).values("lost_from")
-                         .annotate(**lost_aggregates()).order_by("-lost_count", "lost_from"))
-
-    funnel, time_in_stage = [], {}
-    if funnel_pipeline is not None:
-        entries = StageChange.objects.filter(
-            deal__in=scoped, to_stage__pipeline_id=funnel_pipeline.pk, changed_at__gte=start, changed_at__lt=end)
-        advance = StageChange.objects.filter(
-            deal_id=OuterRef("deal_id"), to_stage__pipeline_id=funnel_pipeline.pk,
-        ).filter(
-            Q(changed_at__gt=OuterRef("changed_at")) | Q(changed_at=OuterRef("changed_at"), id__gt=OuterRef("id"))
-        ).filter(
-            Q(to_stage__kind=Stage.Kind.WON)
-            | Q(to_stage__kind=Stage.Kind.OPEN, to_stage__order__gt=OuterRef("to_stage__order"))
+    rates = {
+        f"{level}_win_rate": RateOf(
+            Window(GroupTotal(F("g_won_count"), output_field=IntegerField()), partition_by=[F(c) for c in cols] or None),
+            Window(GroupTotal(F("g_closed"), output_field=IntegerField()), partition_by=[F(c) for c in cols] or None),
+        ) for level, cols in WIN_LOSS_LEVELS.items()
+    }
+    rows = list(
+        scoped.filter(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=start, closed_at__lt=end)
+        .annotate(lost_from=Case(When(status=Deal.Status.LOST, then=Subquery(last_lost)),
+                                 output_field=IntegerField()))
+        .values("owner_id", "lead_source_id", "lost_reason_id", "lost_from")
+        .alias(**group_aggregates(figures), g_closed=Count("id"))
+        .annotate(
+            **subtotals(figures, WIN_LOSS_LEVELS), **rates,
+            owner_name=user_name("owner_id"),
+            source_name=Subquery(LeadSource.objects.filter(pk=OuterRef("lead_source_id")).order_by().values("name")),
+            reason_name=Subquery(LostReason.objects.filter(pk=OuterRef("lost_reason_id")).order_by().values("name")),
         )
-        entered = Count("deal_id", distinct=True)
-        advanced = Count("deal_id", distinct=True, filter=Exists(advance))
-        conversion = {row["to_stage_id"]: row for row in entries.values("to_stage_id").annotate(
-            entered=entered, advanced=advanced, rate=percentage(advanced, entered))}
-        time_in_stage = {row["from_stage_id"]: row for row in StageChange.objects.filter(
-            deal__in=scoped, from_stage__pipeline_id=funnel_pipeline.pk, changed_at__gte=start, changed_at__lt=end,
-            seconds_in_from_stage__isnull=False,
-        ).values("from_stage_id").annotate(
-            stays=Count("id"),
-            average_days=Round(Avg("seconds_in_from_stage", output_field=DecimalField()) / Value(Decimal(86400)), 1,
-                               output_field=DAYS),
-        )}
-        for stage in stages:
-            if stage.pipeline_id != funnel_pipeline.pk or stage.kind == Stage.Kind.LOST:
-                continue
-            row = conversion.get(stage.pk, {})
-            stay = time_in_stage.get(stage.pk, {})
-            funnel.append({
-                "stage_id": stage.pk, "name": stage.name, "kind": stage.kind,
-                "entered": row.get("entered", 0),
-                # Nothing comes after a won stage: its conversion is not defined.
-                "advanced": row.get("advanced", 0) if stage.kind == Stage.Kind.OPEN else None,
-                "rate": row.get("rate") if stage.kind == Stage.Kind.OPEN else None,
-                "stays": stay.get("stays", 0),
-                "average_days": stay.get("average_days"),
-            })
+    )
+    # Every row carries the totals of the partitions it belongs to: take each one from the first row seen.
+    firsts = {level: {} for level in WIN_LOSS_LEVELS}
+    for row in rows:
+        for level, columns in WIN_LOSS_LEVELS.items():
+            firsts[level].setdefault(tuple(row[c] for c in columns), row)
+    total = _pick(rows[0], "all", WIN_LOSS_FIELDS) if rows else _zero_win_loss()
+    # Won deals have no lost reason and no lost-from stage: those breakdowns keep the lost deals only.
+    by_reason = sorted(
+        ({"id": key[0], "name": row["reason_name"] or "", **_pick(row, "reason", LOST_FIELDS)}
+         for key, row in firsts["reason"].items() if row["reason_lost_count"]),
+        key=lambda r: (-r["lost_count"], *_last(r["name"])))
+    by_source = sorted(
+        ({"id": key[0], "name": row["source_name"] or "", **_pick(row, "source", WIN_LOSS_FIELDS)}
+         for key, row in firsts["source"].items()),
+        key=lambda r: (*_last(r["name"]), r["id"] or 0))
+    by_owner = sorted(
+        ({"id": key[0], "name": row["owner_name"] or "", **_pick(row, "owner", WIN_LOSS_FIELDS)}
+         for key, row in firsts["owner"].items()),
+        key=lambda r: (*_last(r["name"]), r["id"] or 0))
+    # A stage deleted since (or a loss with no history) has no id and no name.
+    by_lost_stage = sorted(
+        ({"id": key[0], "name": by_id[key[0]].name if key[0] in by_id else "",
+          "pipeline": by_id[key[0]].pipeline.name if key[0] in by_id else "", **_pick(row, "stage", LOST_FIELDS)}
+         for key, row in firsts["stage"].items() if row["stage_lost_count"]),
+        key=lambda r: (-r["lost_count"], r["id"] is None, r["id"] or 0))
+
+    funnel = []
+    if funnel_pipeline is not None:
+        funnel = _funnel(scoped, [s for s in stages if s.pipeline_id == funnel_pipeline.pk], start, end)
 
     return {
         "currency": settings.CRM_CURRENCY, "from": date_from, "to": date_to,
         "total": total,
-        "by_reason": [{"id": row["lost_reason_id"], "name": row["lost_reason__name"] or "",
-                       **{k: row[k] for k in lost_aggregates()}} for row in by_reason],
-        "by_source": [{"id": row["lead_source_id"], "name": row["lead_source__name"] or "",
-                       **{k: row[k] for k in aggregates}} for row in by_source],
-        "by_owner": [{"id": row["owner_id"],
-                      "name": person_name(row["owner__first_name"], row["owner__last_name"], row["owner__username"]),
-                      **{k: row[k] for k in aggregates}} for row in by_owner],
-        # A stage deleted since (or a loss with no history) has no id and no name.
-        "by_lost_stage": [{"id": row["lost_from"],
-                           "name": by_id[row["lost_from"]].name if row["lost_from"] in by_id else "",
-                           "pipeline": by_id[row["lost_from"]].pipeline.name if row["lost_from"] in by_id else "",
-                           **{k: row[k] for k in lost_aggregates()}} for row in by_lost_stage],
+        "by_reason": by_reason,
+        "by_source": by_source,
+        "by_owner": by_owner,
+        "by_lost_stage": by_lost_stage,
         "funnel_pipeline": funnel_pipeline,
         "funnel": funnel,
         "other_currency": total["won_other_currency"] + total["lost_other_currency"],
     }
+
+
+def _funnel(scoped: QuerySet[Deal], stages: list[Stage], start: datetime, end: datetime) -> list[dict]:
+    """Conversion and average time in stage for a pipeline's open and won stages (see ``win_loss``).
+
+    One query: the stage changes since ``start`` grouped per deal — when it first entered each stage
+    in the range, when it last entered each stage at all, how long its stays ended in the range
+    lasted — then summed per stage. A deal went further from stage *i* when it last entered a later
+    open stage or a won stage after it first entered *i* in the range.
+    """
+    open_stages = [s for s in stages if s.kind == Stage.Kind.OPEN]
+    won_stages = [s for s in stages if s.kind == Stage.Kind.WON]
+    funnel_stages = open_stages + won_stages
+    beyond = {s.pk: open_stages[index + 1:] + won_stages for index, s in enumerate(open_stages)}
+    in_range = Q(changed_at__lt=end)
+    per_deal = history_of(scoped).filter(changed_at__gte=start).values("deal_id").annotate(
+        **{f"in_{s.pk}": Min("changed_at", filter=in_range & Q(to_stage_id=s.pk)) for s in funnel_stages},
+        **{f"last_{s.pk}": Max("changed_at", filter=Q(to_stage_id=s.pk)) for s in open_stages[1:] + won_stages},
+        **{f"secs_{s.pk}": Sum("seconds_in_from_stage", filter=in_range & Q(from_stage_id=s.pk))
+           for s in funnel_stages},
+        **{f"stays_{s.pk}": Count("id", filter=in_range & Q(from_stage_id=s.pk, seconds_in_from_stage__isnull=False))
+           for s in funnel_stages},
+    )
+    sums = {}
+    for stage in funnel_stages:
+        entered_q = Q(**{f"in_{stage.pk}__isnull": False})
+        entered = Count("deal_id", filter=entered_q)
+        sums[f"entered_{stage.pk}"] = entered
+        if stage.pk in beyond and beyond[stage.pk]:
+            later = [F(f"last_{s.pk}") for s in beyond[stage.pk]]
+            reached = Greatest(*later) if len(later) > 1 else later[0]
+            advanced = Count("deal_id", filter=entered_q & Q(GreaterThan(reached, F(f"in_{stage.pk}"))))
+            sums[f"advanced_{stage.pk}"] = advanced
+            sums[f"rate_{stage.pk}"] = percentage(advanced, entered)
+        stays = Sum(f"stays_{stage.pk}")
+        sums[f"stays_total_{stage.pk}"] = Coalesce(stays, 0)
+        sums[f"days_{stage.pk}"] = Round(
+            Cast(Sum(f"secs_{stage.pk}"), COUNT_AS_DECIMAL) / NullIf(stays, 0) / Value(Decimal(86400)), 1,
+            output_field=DAYS)
+    totals = per_deal.aggregate(**sums)
+    return [{
+        "stage_id": stage.pk, "name": stage.name, "kind": stage.kind,
+        "entered": totals[f"entered_{stage.pk}"],
+        # Nothing comes after a won stage: its conversion is not defined.
+        "advanced": totals.get(f"advanced_{stage.pk}") if stage.kind == Stage.Kind.OPEN else None,
+        "rate": totals.get(f"rate_{stage.pk}") if stage.kind == Stage.Kind.OPEN else None,
+        "stays": totals[f"stays_total_{stage.pk}"],
+        "average_days": totals[f"days_{stage.pk}"],
+    } for stage in funnel_stages]

@@ -9,6 +9,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.shortcuts import render
+from django.template.defaultfilters import floatformat
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
 from accounts.views import browser_user_required
@@ -90,6 +94,50 @@ def funnel_chart(report: dict) -> list[dict]:
     } for row in rows]
 
 
+def _amount(deal, currency: str) -> tuple[str, str]:
+    """A deal's amount as the tables show it, and its currency when it is not the company's."""
+    if deal.amount is None:
+        return "—", ""
+    return floatformat(deal.amount, "2g"), deal.currency if deal.currency != currency else ""
+
+
+def _when(value, fmt: str) -> str:
+    return date_format(timezone.localtime(value), fmt) if value else "—"
+
+
+def _cell(text: str, css: str = "", sub: str = "") -> dict:
+    # Dicts, not tuples: the template engine looks an index up in dir(tuple) first, which is slow.
+    return {"css": css, "text": text, "sub": sub}
+
+
+def review_rows(section: dict, currency: str) -> list[dict]:
+    """A review section's items as display rows: the deal, the cells between, the amount."""
+    rows = []
+    for item in section["items"]:
+        if section["key"] in (reports.NEW, reports.STALE):
+            deal = item
+            cells = [_cell(deal.stage.name), _cell(str(deal.owner or "—"), "nowrap")]
+            if section["key"] == reports.NEW:
+                cells += [_cell(str(deal.created_by or "—"), "nowrap"),
+                          _cell(_when(deal.created_at, "j M, H:i"), "nowrap muted")]
+            else:
+                cells += [_cell(str(deal.in_stage.days), "num"), _cell(_when(deal.rots_at, "j M Y"), "nowrap muted")]
+            sub = ""
+        else:
+            deal = item.deal
+            cells = [_cell(f"{item.from_stage_name or '—'} → {item.to_stage_name}", "nowrap"),
+                     _cell(str(item.actor or "—"), "nowrap"),
+                     _cell(_when(item.changed_at, "D j M, H:i"), "nowrap muted")]
+            if section["key"] == "lost":
+                cells.append(_cell(deal.lost_reason.name if deal.lost_reason else "—",
+                                   sub=Truncator(deal.lost_note).chars(80)))
+            sub = str(deal.owner or "")
+        amount, other = _amount(deal, currency)
+        rows.append({"pk": deal.pk, "name": deal.name, "sub": sub, "cells": cells, "amount": amount,
+                     "currency": other})
+    return rows
+
+
 def review_titles() -> dict[str, str]:
     return {
         "forward": _("Moved forward"), "backward": _("Moved backward"), "won": _("Won"), "lost": _("Lost"),
@@ -124,8 +172,9 @@ def pipeline_review(request):
     return _render(
         request, "pipeline/report_review.html", params,
         lambda data, filters: reports.pipeline_review(user=request.user, since=data["since"], **filters),
-        lambda report: {"sections": [{**report["sections"][key], "title": title}
-                                     for key, title in review_titles().items()]},
+        lambda report: {"sections": [
+            {**report["sections"][key], "title": title, "rows": review_rows(report["sections"][key], report["currency"])}
+            for key, title in review_titles().items()]},
     )
 
 

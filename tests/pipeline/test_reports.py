@@ -394,7 +394,7 @@ def lost_only(row) -> tuple:
 
 
 def strip(row) -> dict:
-    return {k: row[k] for k in reports.win_loss_aggregates()}
+    return {k: row[k] for k in reports.WIN_LOSS_FIELDS}
 
 
 def test_win_loss_totals(win_loss_data, alice):

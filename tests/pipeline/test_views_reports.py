@@ -240,11 +240,11 @@ def test_win_loss_page_is_scoped_to_what_the_reader_sees(win_loss_data, client_f
 
 def test_win_loss_page_query_count_is_fixed(win_loss_data, client_for, alice, pipe, django_assert_num_queries):
     client = client_for(alice)
-    # session, user, notifications; 3 drop-downs; stages, total, 4 breakdowns, conversion, time in stage
-    with django_assert_num_queries(14):
+    # session, user, notifications; 3 drop-downs; the stages, the breakdowns, conversion and time in stage
+    with django_assert_num_queries(9):
         assert get(client, "/reports/win-loss/").status_code == 200
     # the chosen pipeline is looked up once
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(10):
         assert get(client, "/reports/win-loss/", {"pipeline": pipe.pk}).status_code == 200
 
 
