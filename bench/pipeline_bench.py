@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="Port for gunicorn (default: a free one).")
     parser.add_argument("--database", default="crm_okr_bench", help="Database name (default crm_okr_bench).")
     parser.add_argument("--no-write", action="store_true", help="Print the table only; leave docs/ alone.")
+    parser.add_argument("--pg-options", default="", metavar="OPTIONS",
+                        help='PostgreSQL settings for every connection of the run, as PGOPTIONS (e.g. "-c jit=off").')
     args = parser.parse_args()
 
     url = _database_url(args.database)
@@ -85,6 +87,8 @@ def main() -> None:
         "DEBUG": "false",
         "PYTHONPATH": str(ROOT),
     }
+    if args.pg_options:
+        env["PGOPTIONS"] = args.pg_options
     os.environ.update(env)
     _create_database(url)
     say(f"migrating {args.database}")
@@ -343,7 +347,9 @@ def _report(args, cases: list[Case], setup: dict) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem']}; PostgreSQL {m['pg']} (shared_buffers "
         f"{m['shared_buffers']}) on the same machine; Python {m['python']}, Django {m['django']}; gunicorn with "
-        f"{args.workers} sync workers, DEBUG off. {args.requests} requests per row after {args.warmup} "
+        f"{args.workers} sync workers, DEBUG off"
+        f"{f'; every connection with PGOPTIONS `{args.pg_options}`' if args.pg_options else ''}. "
+        f"{args.requests} requests per row after {args.warmup} "
         f"untimed ones, one at a time over HTTP on 127.0.0.1 (connect + request + full response); "
         f"queries per request counted in-process with the Django test client. Load average when the timing "
         f"started: {setup['load'][0]}, when it ended: {setup['load'][1]} (other work on the machine shows here).",
