@@ -31,6 +31,7 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     Func,
     IntegerField,
     Max,
@@ -683,8 +684,6 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
         funnel_pipeline = next((p for p in pipelines if p.is_default), pipelines[0] if pipelines else None)
 
     figures = win_loss_figures()
-    last_lost = StageChange.objects.filter(deal_id=OuterRef("pk"), direction=StageChange.Direction.LOST).order_by(
-        "-changed_at", "-id").values("from_stage_id")[:1]
     rates = {
         f"{level}_win_rate": RateOf(
             Window(GroupTotal(F("g_won_count"), output_field=IntegerField()), partition_by=[F(c) for c in cols] or None),
@@ -693,9 +692,13 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
     }
     rows = list(
         scoped.filter(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=start, closed_at__lt=end)
-        .annotate(lost_from=Case(When(status=Deal.Status.LOST, then=Subquery(last_lost)),
-                                 output_field=IntegerField()))
-        .values("owner_id", "lead_source_id", "lost_reason_id", "lost_from")
+        # The change that lost the deal: deal_move stamps it and closed_at with the same instant, so a join
+        # finds it (a lost deal reopened and lost again matches only its last loss; a won deal none).
+        .annotate(loss=FilteredRelation("stage_changes", condition=Q(
+            stage_changes__direction=StageChange.Direction.LOST, stage_changes__changed_at=F("closed_at"),
+            # the same range again, so the join reads only the range's changes
+            stage_changes__changed_at__gte=start, stage_changes__changed_at__lt=end)))
+        .values("owner_id", "lead_source_id", "lost_reason_id", lost_from=F("loss__from_stage_id"))
         .alias(**group_aggregates(figures), g_closed=Count("id"))
         .annotate(
             **subtotals(figures, WIN_LOSS_LEVELS), **rates,
