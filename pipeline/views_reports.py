@@ -21,7 +21,7 @@ from . import reports
 
 CHART_HEIGHT = 180
 CHART_WIDTH = 960
-CHART_LEFT = 64
+CHART_LEFT = 104
 
 
 def nice_ceiling(value: Decimal) -> Decimal:
