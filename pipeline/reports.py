@@ -763,12 +763,16 @@ def _funnel(scoped: QuerySet[Deal], stages: list[Stage], start: datetime, end: d
     funnel_stages = open_stages + won_stages
     beyond = {s.pk: open_stages[index + 1:] + won_stages for index, s in enumerate(open_stages)}
     in_range = Q(changed_at__lt=end)
-    per_deal = history_of(scoped).filter(changed_at__gte=start).values("deal_id").annotate(
+    ids = [s.pk for s in stages]
+    per_deal = history_of(scoped).filter(
+        Q(to_stage_id__in=ids) | Q(from_stage_id__in=ids), changed_at__gte=start,
+    ).values("deal_id").annotate(
         **{f"in_{s.pk}": Min("changed_at", filter=in_range & Q(to_stage_id=s.pk)) for s in funnel_stages},
         **{f"last_{s.pk}": Max("changed_at", filter=Q(to_stage_id=s.pk)) for s in open_stages[1:] + won_stages},
         **{f"secs_{s.pk}": Sum("seconds_in_from_stage", filter=in_range & Q(from_stage_id=s.pk))
            for s in funnel_stages},
-        **{f"stays_{s.pk}": Count("id", filter=in_range & Q(from_stage_id=s.pk, seconds_in_from_stage__isnull=False))
+        # (counts the stays whose length is known)
+        **{f"stays_{s.pk}": Count("seconds_in_from_stage", filter=in_range & Q(from_stage_id=s.pk))
            for s in funnel_stages},
     )
     sums = {}
