@@ -617,13 +617,19 @@ def win_loss_figures() -> dict[str, tuple]:
 
 WIN_LOSS_FIELDS = [*win_loss_figures(), "win_rate"]
 LOST_FIELDS = ["lost_count", "lost_amount", "lost_other_currency"]
-WIN_LOSS_LEVELS = {
-    "all": [],
-    "reason": ["lost_reason_id"],
-    "source": ["lead_source_id"],
-    "owner": ["owner_id"],
-    "stage": ["lost_from"],
-}
+# The closed deals are grouped by owner and lead source, the lost ones by reason and lost-from stage:
+# two small sets of groups (a cross product of all four would be large), each breakdown a window sum.
+CLOSED_LEVELS = {"all": [], "source": ["lead_source_id"], "owner": ["owner_id"]}
+LOST_LEVELS = {"reason": ["lost_reason_id"], "stage": ["lost_from"]}
+
+
+def _first_per_level(rows: list[dict], levels: dict[str, list[str]]) -> dict[str, dict]:
+    """Every row carries the totals of the partitions it belongs to: take each one from the first row seen."""
+    firsts = {level: {} for level in levels}
+    for row in rows:
+        for level, columns in levels.items():
+            firsts[level].setdefault(tuple(row[c] for c in columns), row)
+    return firsts
 
 
 class RateOf(Func):
@@ -668,9 +674,9 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
     ``seconds_in_from_stage`` over the changes out of the stage between the two days, in days with
     one decimal.
 
-    Three queries besides the stages: the closed deals grouped by owner, lead source, lost reason and
-    lost-from stage, every breakdown a window sum of those groups; and one pass over the stage changes
-    since the first day, grouped per deal, then summed per stage.
+    Four queries: the stages; the closed deals grouped by owner and lead source, and the lost ones by
+    reason and lost-from stage, every breakdown a window sum of those groups; and one pass over the
+    stage changes since the first day, grouped per deal, then summed per stage.
     """
     start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
     scoped = _scoped(user, pipeline=pipeline, owner=owner, team=team)
@@ -684,53 +690,57 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
         funnel_pipeline = next((p for p in pipelines if p.is_default), pipelines[0] if pipelines else None)
 
     figures = win_loss_figures()
+    closed = scoped.filter(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=start, closed_at__lt=end)
     rates = {
         f"{level}_win_rate": RateOf(
             Window(GroupTotal(F("g_won_count"), output_field=IntegerField()), partition_by=[F(c) for c in cols] or None),
             Window(GroupTotal(F("g_closed"), output_field=IntegerField()), partition_by=[F(c) for c in cols] or None),
-        ) for level, cols in WIN_LOSS_LEVELS.items()
+        ) for level, cols in CLOSED_LEVELS.items()
     }
-    rows = list(
-        scoped.filter(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=start, closed_at__lt=end)
+    closed_rows = list(
+        closed.values("owner_id", "lead_source_id")
+        .alias(**group_aggregates(figures), g_closed=Count("id"))
+        .annotate(
+            **subtotals(figures, CLOSED_LEVELS), **rates, owner_name=user_name("owner_id"),
+            source_name=Subquery(LeadSource.objects.filter(pk=OuterRef("lead_source_id")).order_by().values("name")),
+        )
+    )
+    lost_figures = {name: figures[name] for name in LOST_FIELDS}
+    lost_rows = list(
+        closed.filter(status=Deal.Status.LOST)
         # The change that lost the deal: deal_move stamps it and closed_at with the same instant, so a join
-        # finds it (a lost deal reopened and lost again matches only its last loss; a won deal none).
+        # finds it (a deal lost, reopened and lost again matches its last loss only).
         .annotate(loss=FilteredRelation("stage_changes", condition=Q(
             stage_changes__direction=StageChange.Direction.LOST, stage_changes__changed_at=F("closed_at"),
             # the same range again, so the join reads only the range's changes
             stage_changes__changed_at__gte=start, stage_changes__changed_at__lt=end)))
-        .values("owner_id", "lead_source_id", "lost_reason_id", lost_from=F("loss__from_stage_id"))
-        .alias(**group_aggregates(figures), g_closed=Count("id"))
+        .values("lost_reason_id", lost_from=F("loss__from_stage_id"))
+        .alias(**group_aggregates(lost_figures))
         .annotate(
-            **subtotals(figures, WIN_LOSS_LEVELS), **rates,
-            owner_name=user_name("owner_id"),
-            source_name=Subquery(LeadSource.objects.filter(pk=OuterRef("lead_source_id")).order_by().values("name")),
+            **subtotals(lost_figures, LOST_LEVELS),
             reason_name=Subquery(LostReason.objects.filter(pk=OuterRef("lost_reason_id")).order_by().values("name")),
         )
     )
-    # Every row carries the totals of the partitions it belongs to: take each one from the first row seen.
-    firsts = {level: {} for level in WIN_LOSS_LEVELS}
-    for row in rows:
-        for level, columns in WIN_LOSS_LEVELS.items():
-            firsts[level].setdefault(tuple(row[c] for c in columns), row)
-    total = _pick(rows[0], "all", WIN_LOSS_FIELDS) if rows else _zero_win_loss()
-    # Won deals have no lost reason and no lost-from stage: those breakdowns keep the lost deals only.
+    closed_firsts = _first_per_level(closed_rows, CLOSED_LEVELS)
+    lost_firsts = _first_per_level(lost_rows, LOST_LEVELS)
+    total = _pick(closed_rows[0], "all", WIN_LOSS_FIELDS) if closed_rows else _zero_win_loss()
     by_reason = sorted(
         ({"id": key[0], "name": row["reason_name"] or "", **_pick(row, "reason", LOST_FIELDS)}
-         for key, row in firsts["reason"].items() if row["reason_lost_count"]),
+         for key, row in lost_firsts["reason"].items()),
         key=lambda r: (-r["lost_count"], *_last(r["name"])))
     by_source = sorted(
         ({"id": key[0], "name": row["source_name"] or "", **_pick(row, "source", WIN_LOSS_FIELDS)}
-         for key, row in firsts["source"].items()),
+         for key, row in closed_firsts["source"].items()),
         key=lambda r: (*_last(r["name"]), r["id"] or 0))
     by_owner = sorted(
         ({"id": key[0], "name": row["owner_name"] or "", **_pick(row, "owner", WIN_LOSS_FIELDS)}
-         for key, row in firsts["owner"].items()),
+         for key, row in closed_firsts["owner"].items()),
         key=lambda r: (*_last(r["name"]), r["id"] or 0))
     # A stage deleted since (or a loss with no history) has no id and no name.
     by_lost_stage = sorted(
         ({"id": key[0], "name": by_id[key[0]].name if key[0] in by_id else "",
           "pipeline": by_id[key[0]].pipeline.name if key[0] in by_id else "", **_pick(row, "stage", LOST_FIELDS)}
-         for key, row in firsts["stage"].items() if row["stage_lost_count"]),
+         for key, row in lost_firsts["stage"].items()),
         key=lambda r: (-r["lost_count"], r["id"] is None, r["id"] or 0))
 
     funnel = []

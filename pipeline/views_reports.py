@@ -19,6 +19,8 @@ from accounts.views import browser_user_required
 
 from . import reports
 
+# Rows listed per section of the review page (the API lists up to reports.REVIEW_LIMIT).
+REVIEW_PAGE_LIMIT = 50
 CHART_HEIGHT = 180
 CHART_WIDTH = 960
 CHART_LEFT = 104
@@ -171,7 +173,8 @@ def pipeline_review(request):
     params = reports.ReviewParams(request.GET, user=request.user)
     return _render(
         request, "pipeline/report_review.html", params,
-        lambda data, filters: reports.pipeline_review(user=request.user, since=data["since"], **filters),
+        lambda data, filters: reports.pipeline_review(user=request.user, since=data["since"], limit=REVIEW_PAGE_LIMIT,
+                                                      **filters),
         lambda report: {"sections": [
             {**report["sections"][key], "title": title, "rows": review_rows(report["sections"][key], report["currency"])}
             for key, title in review_titles().items()]},

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.utils import translation
 
-from pipeline import reports
+from pipeline import reports, views_reports
 from tests.pipeline.test_reports import (
     FORECAST_NOW,
     NORTH_TOTAL,
@@ -149,11 +149,16 @@ def test_review_page_lists_each_section_with_links_movers_and_sums(review_data, 
 
 
 def test_review_page_says_how_many_more(review_data, client_for, alice, monkeypatch):
-    monkeypatch.setattr(reports, "REVIEW_LIMIT", 1)
+    monkeypatch.setattr(views_reports, "REVIEW_PAGE_LIMIT", 1)
     page = text(get(client_for(alice), "/reports/review/"))
     assert re.search(r'data-testid="more-forward">… and 1 more.</p>', page)
-    assert re.search(r'data-testid="more-stale">… and 1 more.</p>', page)
+    assert re.search(r'data-testid="more-stale">… and 1 more. <a href="/deals/\?stale=yes">See all stale deals</a>',
+                     page)
     assert 'data-testid="more-won"' not in page
+
+
+def test_review_page_lists_50_per_section_and_the_api_100(review_data, alice, monkeypatch):
+    assert (views_reports.REVIEW_PAGE_LIMIT, reports.REVIEW_LIMIT) == (50, 100)
 
 
 def test_review_page_hides_other_teams_deals(review_data, client_for, charlie):
@@ -240,11 +245,12 @@ def test_win_loss_page_is_scoped_to_what_the_reader_sees(win_loss_data, client_f
 
 def test_win_loss_page_query_count_is_fixed(win_loss_data, client_for, alice, pipe, django_assert_num_queries):
     client = client_for(alice)
-    # session, user, notifications; 3 drop-downs; the stages, the breakdowns, conversion and time in stage
-    with django_assert_num_queries(9):
+    # session, user, notifications; 3 drop-downs; the stages, the closed and the lost deals' breakdowns,
+    # conversion and time in stage
+    with django_assert_num_queries(10):
         assert get(client, "/reports/win-loss/").status_code == 200
     # the chosen pipeline is looked up once
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         assert get(client, "/reports/win-loss/", {"pipeline": pipe.pk}).status_code == 200
 
 
