@@ -57,7 +57,7 @@ def test_forecast_page_shows_the_figures_chart_and_currency_note(forecast_data, 
     assert 'data-testid="total-won">27,500.00<' in page
     assert "1 open deal in another currency than TRY is counted but left out of the sums." in page
     assert "1 won deal in another currency is left out of the won amounts." in page
-    for label in ("Overdue (date passed)", "No expected close date", "Due later, outside these months", "May 2026",
+    for label in ("Overdue (date passed)", "No expected close date", "Due outside these months (not overdue)", "May 2026",
                   "October 2026", "Per owner", "Per team"):
         assert label in page
     # One pair of bars per month in the chart; June's weighted bar is the tallest (40,000 on a 50,000 axis).
