@@ -373,22 +373,29 @@ class ReviewParams(ReportFilters):
 OVERDUE, NO_DATE, OUTSIDE = "overdue", "no_date", "outside"
 
 
-def forecast_aggregates() -> dict[str, tuple]:
-    """The figures of a forecast cell, each an aggregate and its kind: open deals (count, amount,
-    weighted) next to won deals (count, amount), with the deals left out for their currency."""
-    is_open, is_won, company = Q(status=Deal.Status.OPEN), Q(status=Deal.Status.WON), in_company_currency()
+def open_figures() -> dict[str, tuple]:
+    """The open side of a forecast cell, each an aggregate and its kind: count, amount, weighted amount,
+    and the deals left out of the amounts for their currency."""
+    company = in_company_currency()
     return {
-        "count": (Count("id", filter=is_open), COUNT),
-        "amount": (Sum("amount", filter=is_open & company), MONEY_SUM),
-        "weighted": (Sum(weighted_expr(), filter=is_open & company), MONEY_SUM),
-        "other_currency": (Count("id", filter=is_open & ~company), COUNT),
-        "won_count": (Count("id", filter=is_won), COUNT),
-        "won_amount": (Sum("amount", filter=is_won & company), MONEY_SUM),
-        "won_other_currency": (Count("id", filter=is_won & ~company), COUNT),
+        "count": (Count("id"), COUNT),
+        "amount": (Sum("amount", filter=company), MONEY_SUM),
+        "weighted": (Sum(weighted_expr(), filter=company), MONEY_SUM),
+        "other_currency": (Count("id", filter=~company), COUNT),
     }
 
 
-CELL_FIELDS = list(forecast_aggregates())
+def won_figures() -> dict[str, tuple]:
+    """The won side of a forecast cell: count, amount, and the deals left out for their currency."""
+    company = in_company_currency()
+    return {
+        "won_count": (Count("id"), COUNT),
+        "won_amount": (Sum("amount", filter=company), MONEY_SUM),
+        "won_other_currency": (Count("id", filter=~company), COUNT),
+    }
+
+
+CELL_FIELDS = [*open_figures(), *won_figures()]
 
 
 def _zero_cell() -> dict:
@@ -396,21 +403,32 @@ def _zero_cell() -> dict:
 
 
 def _cell(row: dict | None, level: str = "") -> dict:
-    """The figures of one level of a row (or of a month without deals) as ``{count, amount, weighted, …}``."""
-    if not row:
-        return _zero_cell()
+    """A forecast cell ``{count, amount, weighted, …}`` from a dict of figures, or one level of a grouped row."""
     prefix = f"{level}_" if level else ""
-    return {name: row[prefix + name] for name in CELL_FIELDS}
+    return {name: row.get(prefix + name, zero) for name, zero in _zero_cell().items()} if row else _zero_cell()
 
 
-FORECAST_LEVELS = {
-    "all": [],                                # every deal of the report
-    "month": ["special", "month"],            # per month, or overdue / no date / outside
-    "owner": ["owner_id"],
-    "owner_month": ["owner_id", "special", "month"],
-    "team": ["team_id"],
-    "team_month": ["team_id", "special", "month"],
-}
+def _levels(bucket: list[str]) -> dict[str, list[str]]:
+    return {
+        "all": [],                          # every deal of the report
+        "month": bucket,                    # per month (or overdue / no date / outside)
+        "owner": ["owner_id"],
+        "owner_month": ["owner_id", *bucket],
+        "team": ["team_id"],
+        "team_month": ["team_id", *bucket],
+    }
+
+
+def _grouped(deals: QuerySet[Deal], columns: list[str], figures: dict) -> list[dict]:
+    """The deals grouped by owner, team and the bucket ``columns``; each group also carries every total
+    of the partitions it belongs to (per month, owner, owner and month, team, team and month, all) as
+    window sums. Grouped by ids only (cheap to sort); names are looked up for the few groups after."""
+    return list(
+        deals.values("owner_id", "team_id", *columns)
+        .alias(**group_aggregates(figures))
+        .annotate(**subtotals(figures, _levels(columns)), owner_name=user_name("owner_id"),
+                  team_name=Subquery(Team.objects.filter(pk=OuterRef("team_id")).order_by().values("name")))
+    )
 
 
 def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, owner=None, team=None,
@@ -418,31 +436,26 @@ def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, 
     """Weighted open pipeline by expected close month next to what was won in each month.
 
     An open deal falls in exactly one bucket: ``no_date`` (no expected close date), ``overdue`` (its
-    expected close date is before today), its month when that month is in the range, or ``outside``
-    (due after today but outside the range). A won deal falls in the month of its ``closed_at`` in the
-    company time zone, and is counted only when that month is in the range.
+    expected close date is before today), its month when that month is in the range and not overdue,
+    or ``outside`` (due after today but outside the range). A won deal falls in the month of its
+    ``closed_at`` in the company time zone, and is counted only when that month is in the range.
 
-    One query: the deals grouped by owner, team and bucket, and every figure the report shows (per
-    month, per owner and month, per team and month, per owner, per team, in all) summed from those
-    groups by window functions in the same query — so each total is PostgreSQL's sum, in one pass.
+    Two queries, the open deals and the won deals, each grouped by owner, team and bucket with every
+    total the report shows summed from those groups by window functions in the same query — so each
+    figure is PostgreSQL's sum. Python only puts a cell's open figures beside its won figures.
     """
     today = today or company_today()
     range_end = add_months(last_month, 1) - timedelta(days=1)
-    deals = _scoped(user, pipeline=pipeline, owner=owner, team=team).filter(
-        Q(status=Deal.Status.OPEN)
-        | Q(status=Deal.Status.WON, closed_at__gte=day_start(first_month),
-            closed_at__lt=day_start(add_months(last_month, 1)))
-    ).annotate(
-        # A won deal's month of closing, an open deal's expected close month when it is in the range…
+    scoped = _scoped(user, pipeline=pipeline, owner=owner, team=team)
+    open_deals = scoped.filter(status=Deal.Status.OPEN).annotate(
+        # The expected close month when it is in the range and not past…
         month=Case(
-            When(status=Deal.Status.WON, then=Cast(TruncMonth("closed_at", tzinfo=company_tz()), DateField())),
             When(expected_close_date__gte=max(first_month, today), expected_close_date__lte=range_end,
                  then=Cast(TruncMonth("expected_close_date"), DateField())),
             default=None, output_field=DateField(),
         ),
-        # … or else the open deal's special bucket.
+        # … or else the deal's special bucket.
         special=Case(
-            When(status=Deal.Status.WON, then=None),
             When(expected_close_date__isnull=True, then=Value(NO_DATE)),
             When(expected_close_date__lt=today, then=Value(OVERDUE)),
             When(expected_close_date__gt=range_end, then=Value(OUTSIDE)),
@@ -450,48 +463,61 @@ def forecast(*, user: User, first_month: date, last_month: date, pipeline=None, 
             default=None, output_field=CharField(),
         ),
     )
-    # Grouped by ids only (cheap to sort); the names are looked up for the few groups afterwards.
-    rows = list(
-        deals.values("owner_id", "team_id", "special", "month")
-        .alias(**group_aggregates(forecast_aggregates()))
-        .annotate(**subtotals(forecast_aggregates(), FORECAST_LEVELS), owner_name=user_name("owner_id"),
-                  team_name=Subquery(Team.objects.filter(pk=OuterRef("team_id")).order_by().values("name")))
-        .order_by(F("owner_name").asc(nulls_last=True), "owner_id", F("team_name").asc(nulls_last=True), "team_id")
-    )
-    # Every row carries the totals of the partitions it belongs to: take each one from the first row seen.
-    months, owners, teams = {}, {}, {}
-    owner_months, team_months = {}, {}
-    for row in rows:
-        bucket = month_key(row["month"]) if row["month"] else row["special"]
-        months.setdefault(bucket, _cell(row, "month"))
-        owner_months.setdefault((row["owner_id"], bucket), _cell(row, "owner_month"))
-        team_months.setdefault((row["team_id"], bucket), _cell(row, "team_month"))
-        owners.setdefault(row["owner_id"], {"name": row["owner_name"] or "", "total": _cell(row, "owner")})
-        teams.setdefault(row["team_id"], {"name": row["team_name"] or "", "total": _cell(row, "team")})
-    total = _cell(rows[0] if rows else None, "all")
+    won_deals = scoped.filter(
+        status=Deal.Status.WON, closed_at__gte=day_start(first_month), closed_at__lt=day_start(add_months(last_month, 1)),
+    ).annotate(month=Cast(TruncMonth("closed_at", tzinfo=company_tz()), DateField()))
+    groups = [(row, month_key(row["month"]) if row["month"] else row["special"])
+              for row in _grouped(open_deals, ["special", "month"], open_figures())]
+    groups += [(row, month_key(row["month"])) for row in _grouped(won_deals, ["month"], won_figures())]
+
+    # Every group carries the totals of the partitions it belongs to: take each one from the first group
+    # seen (an open group gives a cell's open figures, a won group its won figures).
+    months, owner_months, team_months = {}, {}, {}
+    owners, teams, total = {}, {}, {}
+    for row, bucket in groups:
+        for cells, key, level in ((months, bucket, "month"), (owner_months, (row["owner_id"], bucket), "owner_month"),
+                                  (team_months, (row["team_id"], bucket), "team_month")):
+            _merge(cells.setdefault(key, {}), row, level)
+        owner_entry = owners.setdefault(row["owner_id"], {"name": row["owner_name"] or "", "total": {}})
+        _merge(owner_entry["total"], row, "owner")
+        team_entry = teams.setdefault(row["team_id"], {"name": row["team_name"] or "", "total": {}})
+        _merge(team_entry["total"], row, "team")
+        _merge(total, row, "all")
+    total = _cell(total)
 
     month_starts = months_in(first_month, last_month)
 
     def buckets(cells: dict, key=None) -> dict:
         def get(bucket):
-            return cells.get(bucket if key is None else (key, bucket)) or _zero_cell()
+            return _cell(cells.get(bucket if key is None else (key, bucket)))
 
         return {
             "months": [{"month": month_key(m), "start": m, **get(month_key(m))} for m in month_starts],
             OVERDUE: get(OVERDUE), NO_DATE: get(NO_DATE), OUTSIDE: get(OUTSIDE),
         }
 
+    def by_name(entries: dict):
+        return sorted(entries.items(), key=lambda item: (*_last(item[1]["name"]), item[0] or 0))
+
     return {
         "currency": settings.CRM_CURRENCY,
         "from": first_month, "to": last_month, "today": today,
         **buckets(months),
         "total": total,
-        "owners": [{"id": key, "name": value["name"], **buckets(owner_months, key), "total": value["total"]}
-                   for key, value in owners.items()],
-        "teams": [{"id": key, "name": value["name"], **buckets(team_months, key), "total": value["total"]}
-                  for key, value in sorted(teams.items(), key=lambda item: (item[1]["name"] == "", item[1]["name"]))],
+        "owners": [{"id": key, "name": value["name"], **buckets(owner_months, key), "total": _cell(value["total"])}
+                   for key, value in by_name(owners)],
+        "teams": [{"id": key, "name": value["name"], **buckets(team_months, key), "total": _cell(value["total"])}
+                  for key, value in by_name(teams)],
         "other_currency": {"open": total["other_currency"], "won": total["won_other_currency"]},
     }
+
+
+def _merge(cell: dict, row: dict, level: str) -> None:
+    """Copy a level's figures of a grouped row into a cell, unless the cell has them already."""
+    prefix = f"{level}_"
+    for name, value in row.items():
+        if name.startswith(prefix) and name[len(prefix):] in CELL_FIELDS:
+            cell.setdefault(name[len(prefix):], value)
 
 
 # --- weekly pipeline review ----------------------------------------------------------------------
