@@ -1,10 +1,11 @@
 """The pipeline reports: forecast, weekly pipeline review and win/loss analysis.
 
-Every figure is computed by PostgreSQL — ``Count``/``Sum``/``Avg`` with ``filter=``, conditional
-expressions, window functions and correlated subqueries — and every query starts from
+Every figure is computed by PostgreSQL — ``Count``/``Sum`` with ``filter=``, conditional expressions,
+and window functions that sum a grouped query's groups into every subtotal the page shows (per month,
+owner, team, … and in all) in the same query — and every query starts from
 ``selectors.deals_visible_to(user)``, so a report never counts a deal its reader may not see. Python
-only names the rows, puts them in order and fills months without deals with zeros. Each report makes a
-fixed number of queries, whatever the number of deals.
+only picks the figures out of the rows, puts them in order and fills months without deals with zeros.
+Each report makes a fixed number of queries, whatever the number of deals.
 
 Money sums are in the company currency (``settings.CRM_CURRENCY``); deals in other currencies are
 counted but left out of the sums, and each report says how many were left out. Months and days are
@@ -124,19 +125,7 @@ def user_name(column: str) -> Subquery:
         name=Coalesce(NullIf(full, Value("")), "username", output_field=CharField()))[:1])
 
 
-def person_name(first_name: str | None, last_name: str | None, username: str | None) -> str:
-    """A user's name as ``User.__str__`` gives it, from the columns a grouped row carries."""
-    return f"{first_name or ''} {last_name or ''}".strip() or (username or "")
-
-
 # --- expressions ---------------------------------------------------------------------------------
-
-
-class ToChar(Func):
-    """PostgreSQL ``to_char(value, format)``."""
-
-    function = "TO_CHAR"
-    output_field = CharField()
 
 
 def money(aggregate) -> Coalesce:
