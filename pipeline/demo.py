@@ -386,7 +386,7 @@ class DealSeeder:
         owner = self._owner(contact)
         amount, currency = self._money(contact, pipeline is self.pipelines[1])
         close_date = self._close_date(kind, steps[-1][1])
-        criteria_left = self._criteria_passed(pipeline, steps, kind)
+        criteria_left = self._criteria_passed(pipeline, steps)
         if amount is not None and "amount" not in criteria_left and kind in ("open", "stale") and r() < 0.2:
             amount = None  # early deals are often not priced yet
         if close_date is not None and "expected_close_date" not in criteria_left and kind != "won" and r() < 0.15:
@@ -402,15 +402,14 @@ class DealSeeder:
                 plan.lost_note = rng.choice(LOST_NOTES[contact.lang])
         return plan
 
-    @staticmethod
-    def _criteria_passed(pipeline, steps, kind) -> set[str]:
-        """The exit-criteria keys of every stage the deal leaves forward (its amount and date must be set)."""
+    def _criteria_passed(self, pipeline, steps) -> set[str]:
+        """The exit-criteria keys of every stage the deal leaves forward or jumps over (as ``deal_move``
+        checks them): its amount and expected close date must be set for these."""
+        open_stages = self.stages[pipeline.pk]["open"]
         keys: set[str] = set()
         for (source, _t), (target, _u) in zip(steps, steps[1:], strict=False):
-            if target.kind == Stage.Kind.LOST or (target.kind == Stage.Kind.OPEN and
-                                                  (target.order, target.pk) < (source.order, source.pk)):
-                continue
-            keys.update(source.exit_criteria)
+            for stage in services.stages_left_behind(source, target, open_stages):
+                keys.update(stage.exit_criteria)
         return keys
 
     def _spread(self, start: float, end: float, count: int) -> list[float]:
