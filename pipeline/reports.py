@@ -40,7 +40,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -61,11 +60,10 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Team, User
+from accounts.models import User
 from accounts.selectors import teams_visible_to, users_visible_to
-from contacts.models import LeadSource
 
-from .models import Deal, LostReason, Pipeline, Stage, StageChange
+from .models import Deal, Pipeline, Stage, StageChange
 from .selectors import MONEY, deals_visible_to, in_company_currency, stale_q, weighted_expr
 
 MAX_ID = 2**63 - 1
@@ -117,12 +115,14 @@ def month_key(month: date) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
 
-def user_name(column: str) -> Subquery:
-    """The name of the user whose id is in ``column``, as ``User.__str__`` gives it (full name, else the
-    username), looked up by a subquery (for grouped rows)."""
-    full = Trim(Concat("first_name", Value(" "), "last_name", output_field=CharField()))
-    return Subquery(User.objects.filter(pk=OuterRef(column)).values(
-        name=Coalesce(NullIf(full, Value("")), "username", output_field=CharField()))[:1])
+def group_name(column: str) -> Max:
+    """The name of a grouped row's related record (the same on every row of the group, so MAX picks it):
+    for a user (``owner``), as ``User.__str__`` gives it (full name, else the username); else its ``name``.
+    An aggregate, so the groups stay grouped by ids alone."""
+    if column == "owner":
+        full = Trim(Concat("owner__first_name", Value(" "), "owner__last_name", output_field=CharField()))
+        return Max(Coalesce(NullIf(full, Value("")), "owner__username", output_field=CharField()))
+    return Max(f"{column}__name")
 
 
 # --- expressions ---------------------------------------------------------------------------------
@@ -411,12 +411,13 @@ def _levels(bucket: list[str]) -> dict[str, list[str]]:
 def _grouped(deals: QuerySet[Deal], columns: list[str], figures: dict) -> list[dict]:
     """The deals grouped by owner, team and the bucket ``columns``; each group also carries every total
     of the partitions it belongs to (per month, owner, owner and month, team, team and month, all) as
-    window sums. Grouped by ids only (cheap to sort); names are looked up for the few groups after."""
+    window sums. Grouped by ids only (cheap to sort); the names come as aggregates."""
     return list(
         deals.values("owner_id", "team_id", *columns)
         .alias(**group_aggregates(figures))
-        .annotate(**subtotals(figures, _levels(columns)), owner_name=user_name("owner_id"),
-                  team_name=Subquery(Team.objects.filter(pk=OuterRef("team_id")).order_by().values("name")))
+        .annotate(owner_name=group_name("owner"), team_name=group_name("team"))
+        # (the windows in an annotate() of their own: one with an aggregate beside them would group by them)
+        .annotate(**subtotals(figures, _levels(columns)))
     )
 
 
@@ -715,10 +716,8 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
     closed_rows = list(
         closed.values("owner_id", "lead_source_id")
         .alias(**group_aggregates(figures), g_closed=Count("id"))
-        .annotate(
-            **subtotals(figures, CLOSED_LEVELS), **rates, owner_name=user_name("owner_id"),
-            source_name=Subquery(LeadSource.objects.filter(pk=OuterRef("lead_source_id")).order_by().values("name")),
-        )
+        .annotate(owner_name=group_name("owner"), source_name=group_name("lead_source"))
+        .annotate(**subtotals(figures, CLOSED_LEVELS), **rates)
     )
     lost_figures = {name: figures[name] for name in LOST_FIELDS}
     lost_rows = list(
@@ -731,10 +730,8 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
             stage_changes__changed_at__gte=start, stage_changes__changed_at__lt=end)))
         .values("lost_reason_id", lost_from=F("loss__from_stage_id"))
         .alias(**group_aggregates(lost_figures))
-        .annotate(
-            **subtotals(lost_figures, LOST_LEVELS),
-            reason_name=Subquery(LostReason.objects.filter(pk=OuterRef("lost_reason_id")).order_by().values("name")),
-        )
+        .annotate(reason_name=group_name("lost_reason"))
+        .annotate(**subtotals(lost_figures, LOST_LEVELS))
     )
     closed_firsts = _first_per_level(closed_rows, CLOSED_LEVELS)
     lost_firsts = _first_per_level(lost_rows, LOST_LEVELS)
