@@ -527,6 +527,11 @@ def _section_aggregates(key: str, condition: Q) -> dict:
     }
 
 
+def beyond(total, limit: int) -> Greatest:
+    """How many of ``total`` rows a list of ``limit`` rows leaves out."""
+    return Greatest(total - Value(limit), Value(0), output_field=IntegerField())
+
+
 def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=None, now: datetime | None = None,
                     limit: int | None = None) -> dict:
     """What happened to the pipeline since a day (midnight, company time zone), and what is stuck now.
@@ -575,17 +580,20 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
             position=Window(RowNumber(), partition_by=[F("direction")], order_by=[F("changed_at").desc(),
                                                                                    F("id").desc()]),
             moves=Window(Count("id"), partition_by=[F("direction")]),
+            more=beyond(Window(Count("id"), partition_by=[F("direction")]), limit),
         )
         .filter(position__lte=limit)
         .order_by("direction", "-changed_at", "-id")
     )
     new_deals = list(
         deals.filter(conditions[NEW]).select_related("stage", "owner", "created_by")
+        .annotate(more=beyond(Window(Count("id")), limit))
         .order_by("-created_at", "-id")[:limit]
     )
     stale = list(
         deals.filter(conditions[STALE]).select_related("stage", "owner")
-        .annotate(in_stage=ExpressionWrapper(Value(now) - F("stage_entered_at"), output_field=DurationField()))
+        .annotate(in_stage=ExpressionWrapper(Value(now) - F("stage_entered_at"), output_field=DurationField()),
+                  more=beyond(Window(Count("id")), limit))
         .order_by("stage_entered_at", "id")[:limit]
     )
 
@@ -605,7 +613,8 @@ def pipeline_review(*, user: User, since: date, pipeline=None, owner=None, team=
             items = [change for change in changes if change.direction == key]
             section["moves"] = items[0].moves if items else 0
         section["items"] = items
-        section["more"] = (section["deals"] if section["moves"] is None else section["moves"]) - len(items)
+        # How many rows the list leaves out (counted by the query: the rows before the limit, less it).
+        section["more"] = items[0].more if items else 0
         sections[key] = section
     return {
         "currency": settings.CRM_CURRENCY, "since": since, "start": start, "now": now,
