@@ -40,7 +40,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--deals", type=int, default=None,
             help="How many deals to add, in the pipelines \"New business\" and \"Renewals\" (default: a fifth of "
-            "--contacts). Added when the database has no deals yet, or with --append.",
+            "--contacts). Added when the database has no deals yet, or with --append. Written through the "
+            "pipeline services, or with COPY from 20,000 deals on (or with --bulk).",
         )
         parser.add_argument(
             "--open-deals", type=int, default=None, metavar="N",
