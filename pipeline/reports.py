@@ -23,6 +23,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import (
+    Avg,
     Case,
     CharField,
     Count,
@@ -699,9 +700,9 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
     ``seconds_in_from_stage`` over the changes out of the stage between the two days, in days with
     one decimal.
 
-    Four queries: the stages; the closed deals grouped by owner and lead source, and the lost ones by
-    reason and lost-from stage, every breakdown a window sum of those groups; and one pass over the
-    stage changes since the first day, grouped per deal, then summed per stage.
+    Five queries: the stages; the closed deals grouped by owner and lead source, and the lost ones by
+    reason and lost-from stage, every breakdown a window sum of those groups; the stage changes since
+    the first day grouped per deal, then counted per stage; the stays ended in the range, per stage.
     """
     start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
     scoped = _scoped(user, pipeline=pipeline, owner=owner, team=team)
@@ -784,51 +785,46 @@ def win_loss(*, user: User, date_from: date, date_to: date, pipeline=None, owner
 def _funnel(scoped: QuerySet[Deal], stages: list[Stage], start: datetime, end: datetime) -> list[dict]:
     """Conversion and average time in stage for a pipeline's open and won stages (see ``win_loss``).
 
-    One query: the stage changes since ``start`` grouped per deal — when it first entered each stage
-    in the range, when it last entered each stage at all, how long its stays ended in the range
-    lasted — then summed per stage. A deal went further from stage *i* when it last entered a later
-    open stage or a won stage after it first entered *i* in the range.
+    Two queries. The stage changes into the pipeline's stages since ``start``, grouped per deal — when
+    it first entered each stage in the range, when it last entered each stage at all — then counted
+    per stage: a deal went further from stage *i* when it last entered a later open stage or a won stage
+    after it first entered *i* in the range. And the changes out of each stage in the range, averaged.
     """
     open_stages = [s for s in stages if s.kind == Stage.Kind.OPEN]
     won_stages = [s for s in stages if s.kind == Stage.Kind.WON]
     funnel_stages = open_stages + won_stages
     beyond = {s.pk: open_stages[index + 1:] + won_stages for index, s in enumerate(open_stages)}
     in_range = Q(changed_at__lt=end)
-    ids = [s.pk for s in stages]
-    per_deal = history_of(scoped).filter(
-        Q(to_stage_id__in=ids) | Q(from_stage_id__in=ids), changed_at__gte=start,
-    ).values("deal_id").annotate(
+    changes = history_of(scoped).filter(changed_at__gte=start)
+    per_deal = changes.filter(to_stage_id__in=[s.pk for s in funnel_stages]).values("deal_id").annotate(
         **{f"in_{s.pk}": Min("changed_at", filter=in_range & Q(to_stage_id=s.pk)) for s in funnel_stages},
         **{f"last_{s.pk}": Max("changed_at", filter=Q(to_stage_id=s.pk)) for s in open_stages[1:] + won_stages},
-        **{f"secs_{s.pk}": Sum("seconds_in_from_stage", filter=in_range & Q(from_stage_id=s.pk))
-           for s in funnel_stages},
-        # (counts the stays whose length is known)
-        **{f"stays_{s.pk}": Count("seconds_in_from_stage", filter=in_range & Q(from_stage_id=s.pk))
-           for s in funnel_stages},
     )
     sums = {}
     for stage in funnel_stages:
         entered_q = Q(**{f"in_{stage.pk}__isnull": False})
         entered = Count("deal_id", filter=entered_q)
         sums[f"entered_{stage.pk}"] = entered
-        if stage.pk in beyond and beyond[stage.pk]:
+        if beyond.get(stage.pk):
             later = [F(f"last_{s.pk}") for s in beyond[stage.pk]]
             reached = Greatest(*later) if len(later) > 1 else later[0]
             advanced = Count("deal_id", filter=entered_q & Q(GreaterThan(reached, F(f"in_{stage.pk}"))))
             sums[f"advanced_{stage.pk}"] = advanced
             sums[f"rate_{stage.pk}"] = percentage(advanced, entered)
-        stays = Sum(f"stays_{stage.pk}")
-        sums[f"stays_total_{stage.pk}"] = Coalesce(stays, 0)
-        sums[f"days_{stage.pk}"] = Round(
-            Cast(Sum(f"secs_{stage.pk}"), COUNT_AS_DECIMAL) / NullIf(stays, 0) / Value(Decimal(86400)), 1,
-            output_field=DAYS)
     totals = per_deal.aggregate(**sums)
+    stays = {row["from_stage_id"]: row for row in changes.filter(
+        in_range, from_stage_id__in=[s.pk for s in funnel_stages], seconds_in_from_stage__isnull=False,
+    ).values("from_stage_id").annotate(
+        stays=Count("id"),
+        average_days=Round(Avg("seconds_in_from_stage", output_field=DecimalField()) / Value(Decimal(86400)), 1,
+                           output_field=DAYS),
+    )}
     return [{
         "stage_id": stage.pk, "name": stage.name, "kind": stage.kind,
         "entered": totals[f"entered_{stage.pk}"],
         # Nothing comes after a won stage: its conversion is not defined.
         "advanced": totals.get(f"advanced_{stage.pk}") if stage.kind == Stage.Kind.OPEN else None,
         "rate": totals.get(f"rate_{stage.pk}") if stage.kind == Stage.Kind.OPEN else None,
-        "stays": totals[f"stays_total_{stage.pk}"],
-        "average_days": totals[f"days_{stage.pk}"],
+        "stays": stays.get(stage.pk, {}).get("stays", 0),
+        "average_days": stays.get(stage.pk, {}).get("average_days"),
     } for stage in funnel_stages]
