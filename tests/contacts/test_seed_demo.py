@@ -34,7 +34,7 @@ TABLES = ["contacts_company", "contacts_company_tags", "contacts_contact", "cont
 
 def seed(**options) -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out, **{"contacts": 200, "password": "pw-demo", "seed": 7, **options})
+    call_command("seed_demo", stdout=out, **{"contacts": 200, "password": "pw-demo", "seed": 7, "deals": 0, **options})
     return out.getvalue()
 
 
