@@ -10,13 +10,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.selectors import team_scope
 from contacts.selectors import activities_visible_to, can_edit  # noqa: F401  (re-exported for deal pages)
-from crm_okr.pagination import SortOption, paginate
+from crm_okr.pagination import Page, SortOption, decode_cursor, encode_cursor
 from crm_okr.text import fold
 
 from .models import Deal, Pipeline, Stage
@@ -163,10 +166,30 @@ def column_totals(deals: QuerySet[Deal]) -> dict[int, dict]:
     return {row["stage_id"]: row for row in rows}
 
 
-def column_page(deals: QuerySet[Deal], stage: Stage, *, cursor: str | None = None, page_size: int = BOARD_PAGE):
-    """One page of a column's cards, longest in the stage first (so the stale ones lead)."""
-    qs = deals.filter(stage=stage).select_related("owner", "contact", "company")
-    return paginate(qs, sort=BOARD_SORT, cursor=cursor, page_size=page_size)
+def column_page(deals: QuerySet[Deal], stage: Stage, *, cursor: str | None = None,
+                page_size: int = BOARD_PAGE) -> Page:
+    """One page of a column's cards, longest in the stage first (so the stale ones lead).
+
+    One query in two steps: the page's ids come from a keyset scan of the open-deals board index
+    (``deal_open_board`` / ``deal_open_board_team``) in a sub-select with its own LIMIT, and only
+    those rows are joined to owner, contact and company. Joining first let PostgreSQL, which
+    misjudges how many open deals a stage holds, join every deal of the column before sorting.
+    Only forward cursors exist on the board ("Load more"); any other cursor is refused.
+    """
+    field_name = BOARD_SORT.field
+    keys = deals.filter(stage=stage)
+    if cursor:
+        value, pk, reverse = decode_cursor(cursor, model=Deal, field=field_name)
+        if reverse:
+            raise ValidationError({"cursor": _("Invalid cursor: use the next/previous links as given.")})
+        keys = keys.filter(TupleGreaterThan(Tuple(F(field_name), F("pk")), (value, pk)))
+    ids = keys.order_by(field_name, "pk").values("pk")[: page_size + 1]
+    rows = list(
+        Deal.objects.filter(pk__in=ids).select_related("owner", "contact", "company").order_by(field_name, "pk")
+    )
+    rows, has_more = rows[:page_size], len(rows) > page_size
+    next_cursor = encode_cursor(getattr(rows[-1], field_name), rows[-1].pk) if has_more else None
+    return Page(items=rows, next_cursor=next_cursor, previous_cursor=None, sort=BOARD_SORT)
 
 
 def board(*, user: User, pipeline: Pipeline, owner=None, team=None, page_size: int = BOARD_PAGE) -> list[Column]:

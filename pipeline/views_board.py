@@ -188,23 +188,32 @@ def _wants_json(request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _deal_url(deal_id: int) -> str:
+# A pk no real deal has, reversed once per request and replaced by each card's pk: a board of 125
+# cards needs two URLs per card, and ``reverse()`` for each would be a large share of the page's time.
+_PK = 987654321
+
+
+def _url_pattern(name: str, fallback: str) -> str:
     try:
-        return reverse("deal-detail", args=[deal_id])
+        return reverse(name, args=[_PK])
     except NoReverseMatch:  # the deal page may not be wired in yet
-        return f"/deals/{deal_id}/"
+        return fallback.replace("{pk}", str(_PK))
 
 
 def _decorate(deals, user: User, *, now=None, team_ids=None) -> None:
-    """What a card shows besides the row: days in stage, stale, may the user move it, link."""
+    """What a card shows besides the row: days in stage, stale, may the user move it, links."""
     now = now or timezone.now()
     if team_ids is None:
         team_ids = editable_team_ids(user)
+    deal_url = _url_pattern("deal-detail", "/deals/{pk}/")
+    move_url = reverse("board-move", args=[_PK])
+    marker = str(_PK)
     for deal in deals:
         deal.days_in_stage = max((now - deal.stage_entered_at).days, 0)
         deal.stale = deal.is_open and deal.rots_at is not None and deal.rots_at <= now
         deal.can_move = can_edit(user, deal, team_ids=team_ids)
-        deal.url = _deal_url(deal.pk)
+        deal.url = deal_url.replace(marker, str(deal.pk))
+        deal.move_url = move_url.replace(marker, str(deal.pk))
         deal.in_company_currency = deal.currency == settings.CRM_CURRENCY
 
 
@@ -273,10 +282,9 @@ def board_column(request, pk: int, stage_pk: int):
         return HttpResponse(_("That page link is no longer valid; reload the board."), status=400,
                             content_type="text/plain; charset=utf-8")
     _decorate(page.items, request.user)
-    stages = list(pipeline.stages.order_by("order", "id")) if any(d.can_move for d in page.items) else []
     return render(request, "pipeline/partials/board_cards.html", {
         "pipeline": pipeline, "stage": stage, "deals": page.items, "next_cursor": page.next_cursor,
-        "stages": stages, "filter_query": form.query(), "currency": settings.CRM_CURRENCY,
+        "filter_query": form.query(), "currency": settings.CRM_CURRENCY,
     })
 
 
@@ -321,9 +329,8 @@ def _card_html(request, deal: Deal, filters: BoardFilterForm) -> str:
     deal = (selectors.deals_visible_to(request.user).select_related("stage", "owner", "contact", "company")
             .get(pk=deal.pk))
     _decorate([deal], request.user)
-    stages = list(Stage.objects.filter(pipeline_id=deal.pipeline_id).order_by("order", "id"))
     return render_to_string("pipeline/partials/board_card.html", {
-        "deal": deal, "stages": stages, "filter_query": filters.query(),
+        "deal": deal, "filter_query": filters.query(),
         "currency": settings.CRM_CURRENCY,
     }, request)
 

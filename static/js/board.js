@@ -3,8 +3,9 @@
  * Every move goes to the deal's board-move URL. On success the server sends the card as it now is
  * and the fresh header of each column the move touched. When the stage rule refuses, the card goes
  * back where it was and a small panel opens on it with the message and an input for each missing
- * field; sending the panel tries the move again with those values. Without this script the
- * "Move to…" form on each card posts to the same URL and the server answers with pages instead.
+ * field; sending the panel tries the move again with those values. "Move to…" on a card opens a
+ * copy of the board's one move form (#move-template, rendered once for the page) and sends it the
+ * same way. Without this script that link leads to the deal page and its move form instead.
  */
 (function () {
   "use strict";
@@ -144,12 +145,40 @@
     }
   }
 
+  /* The "Move to…" form, copied from the board's template into one card: its stages but the current one. */
+  function closeMoveForm(card) {
+    const form = card.querySelector(".move-to .move-form");
+    if (form) form.remove();
+    const link = card.querySelector(".move-link");
+    if (link) link.setAttribute("aria-expanded", "false");
+  }
+
+  function openMoveForm(card) {
+    const template = document.getElementById("move-template");
+    const box = card.querySelector(".move-to");
+    if (!template || !box) return;
+    const form = template.content.firstElementChild.cloneNode(true);
+    const id = "move-" + card.dataset.deal + "-stage";
+    form.action = card.dataset.moveUrl;
+    const select = form.querySelector("select");
+    select.id = id;
+    const current = select.querySelector('option[value="' + card.dataset.stage + '"]');
+    if (current) current.remove();
+    const label = form.querySelector("label");
+    const name = card.querySelector(".deal-name");
+    label.htmlFor = id;
+    label.textContent = (label.dataset.label || "").replace("{name}", name ? name.textContent : "");
+    box.appendChild(form);
+    box.querySelector(".move-link").setAttribute("aria-expanded", "true");
+    select.focus();
+  }
+
   let origin = null;
   const group = "board-" + board.dataset.pipeline;
   const options = {
     sort: false,  // order inside a column is time in stage; a drop only changes the stage
     draggable: ".deal-card.can-move",
-    filter: "summary, select, input, textarea, button, label, .board-panel",
+    filter: ".move-to, select, input, textarea, button, label, .board-panel",
     preventOnFilter: false,
     forceFallback: true,
     fallbackTolerance: 4,
@@ -187,10 +216,19 @@
       });
     } else if (form.matches(".move-form")) {
       event.preventDefault();
-      const details = form.closest("details");
-      if (details) details.open = false;
-      moveTo(card, new FormData(form).get("stage"), null);
+      const stage = new FormData(form).get("stage");
+      closeMoveForm(card);
+      moveTo(card, stage, null);
     }
+  });
+
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest && event.target.closest(".move-link");
+    const owner = link && link.closest(".deal-card");
+    if (!owner || !owner.dataset.moveUrl) return;
+    event.preventDefault();
+    if (owner.querySelector(".move-to .move-form")) closeMoveForm(owner);
+    else openMoveForm(owner);
   });
 
   document.addEventListener("click", function (event) {
@@ -203,6 +241,14 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
+    const moving = event.target.closest && event.target.closest(".move-form");
+    if (moving && moving.closest(".move-to")) {
+      const card = moving.closest(".deal-card");
+      closeMoveForm(card);
+      const link = card.querySelector(".move-link");
+      if (link) link.focus();
+      return;
+    }
     const card = event.target.closest && event.target.closest(".deal-card.has-panel");
     if (card) closePanel(card);
   });

@@ -202,6 +202,23 @@ def test_teammate_sees_the_cards_but_cannot_drag_what_they_may_not_edit(client_f
     assert "Move to…" in q1[:q1.index("</article>")]
 
 
+def test_move_to_form_is_rendered_once_and_each_card_links_to_the_deal_page(client_for, alice, bob, pipe, stages,
+                                                                           fixture):
+    html = text(client_for(alice).get(board_url(pipe)))
+    # One form for the whole board, with every stage of the pipeline; board.js copies it into a card.
+    assert html.count('class="move-form"') == 1
+    template = html[html.index('<template id="move-template">'):html.index("</template>")]
+    assert re.findall(r'<option value="(\d+)">', template) == [str(s.pk) for s in pipe.stages.order_by("order", "id")]
+    assert 'data-label="Move “{name}” to"' in template and 'name="csrfmiddlewaretoken"' in template
+    # Without script, "Move to…" leads to the deal page's move form; only movable cards have it.
+    a1 = html[html.index(f'id="deal-{fixture["A1"].pk}"'):]
+    a1 = a1[:a1.index("</article>")]
+    assert f'<a class="move-link" href="/deals/{fixture["A1"].pk}/#move-form"' in a1 and "<select" not in a1
+    bobs = text(client_for(bob).get(board_url(pipe)))
+    a1 = bobs[bobs.index(f'id="deal-{fixture["A1"].pk}"'):]
+    assert "Move to…" not in a1[:a1.index("</article>")]
+
+
 # --- paging a column ------------------------------------------------------------------------------
 
 
@@ -523,7 +540,7 @@ def test_column_page_query_count_is_fixed(client_for, alice, pipe, stages, deals
     client = client_for(alice)
     html = text(client.get(board_url(pipe)))
     more = re.search(r'hx-get="([^"]+)"[^>]*>Load more</button>', html).group(1).replace("&amp;", "&")
-    with django_assert_num_queries(COLUMN_QUERIES + 1):  # + the stages, for the "Move to…" menus
+    with django_assert_num_queries(COLUMN_QUERIES):  # the "Move to…" form is the board's, not the page's
         response = client.get(more)
     assert len(cards(text(response))) == min(deals - 25, 25)
 
