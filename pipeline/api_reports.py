@@ -6,7 +6,9 @@ Amounts are decimal strings in the company currency; deals in other currencies a
 ``*other_currency`` fields and left out of the amounts.
 """
 
-from django.utils.translation import gettext as _
+from django.utils.functional import Promise
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -20,7 +22,7 @@ from . import reports
 # --- serializers (answers only) ------------------------------------------------------------------
 
 
-def _money(help_text: str = "", **kwargs) -> serializers.DecimalField:
+def _money(help_text: str | Promise = "", **kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=20, decimal_places=2, help_text=help_text, **kwargs)
 
 
@@ -30,36 +32,36 @@ def _with_fields(name: str, base: type, fields: dict) -> type:
 
 
 class ForecastCellSerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Open deals (in any currency).")
-    amount = _money("Unweighted amount of the open deals in the company currency.")
-    weighted = _money("Σ amount × stage probability ÷ 100 of the open deals, rounded to cents.")
-    other_currency = serializers.IntegerField(help_text="Open deals in another currency, left out of the amounts.")
-    won_count = serializers.IntegerField(help_text="Deals won (closed in a won stage) in the month.")
-    won_amount = _money("Amount won in the company currency.")
-    won_other_currency = serializers.IntegerField(help_text="Won deals in another currency, left out.")
+    count = serializers.IntegerField(help_text=_("Open deals (in any currency)."))
+    amount = _money(_("Unweighted amount of the open deals in the company currency."))
+    weighted = _money(_("Σ amount × stage probability ÷ 100 of the open deals, rounded to cents."))
+    other_currency = serializers.IntegerField(help_text=_("Open deals in another currency, left out of the amounts."))
+    won_count = serializers.IntegerField(help_text=_("Deals won (closed in a won stage) in the month."))
+    won_amount = _money(_("Amount won in the company currency."))
+    won_other_currency = serializers.IntegerField(help_text=_("Won deals in another currency, left out."))
 
     class Meta:
         ref_name = "ForecastCell"
 
 
 class ForecastMonthSerializer(ForecastCellSerializer):
-    month = serializers.CharField(help_text="YYYY-MM")
+    month = serializers.CharField(help_text=_("YYYY-MM"))
 
     class Meta:
         ref_name = "ForecastMonth"
 
 
 class ForecastBucketsSerializer(serializers.Serializer):
-    months = ForecastMonthSerializer(many=True, help_text="Open deals expected to close in the month (and not "
-                                                          "overdue) next to deals won in the month.")
-    overdue = ForecastCellSerializer(help_text="Open deals whose expected close date is before today.")
-    no_date = ForecastCellSerializer(help_text="Open deals with no expected close date.")
-    outside = ForecastCellSerializer(help_text="Open deals due after today but outside the months asked for.")
-    total = ForecastCellSerializer(help_text="All open deals, and everything won in the months asked for.")
+    months = ForecastMonthSerializer(many=True, help_text=_("Open deals expected to close in the month (and not "
+                                                            "overdue) next to deals won in the month."))
+    overdue = ForecastCellSerializer(help_text=_("Open deals whose expected close date is before today."))
+    no_date = ForecastCellSerializer(help_text=_("Open deals with no expected close date."))
+    outside = ForecastCellSerializer(help_text=_("Open deals due after today but outside the months asked for."))
+    total = ForecastCellSerializer(help_text=_("All open deals, and everything won in the months asked for."))
 
 
 class ForecastGroupSerializer(ForecastBucketsSerializer):
-    id = serializers.IntegerField(allow_null=True, help_text="null: deals with no owner (or no team).")
+    id = serializers.IntegerField(allow_null=True, help_text=_("null: deals with no owner (or no team)."))
     name = serializers.CharField()
 
     class Meta:
@@ -74,16 +76,16 @@ class ForecastOtherCurrencySerializer(serializers.Serializer):
 class ForecastBodySerializer(ForecastBucketsSerializer):
     """The forecast: weighted open pipeline by expected close month next to what was won."""
 
-    currency = serializers.CharField(help_text="The company currency of every amount.")
-    today = serializers.DateField(help_text="Today in the company time zone (decides what is overdue).")
+    currency = serializers.CharField(help_text=_("The company currency of every amount."))
+    today = serializers.DateField(help_text=_("Today in the company time zone (decides what is overdue)."))
     owners = ForecastGroupSerializer(many=True)
     teams = ForecastGroupSerializer(many=True)
-    other_currency = ForecastOtherCurrencySerializer(help_text="Deals left out of the amounts.")
+    other_currency = ForecastOtherCurrencySerializer(help_text=_("Deals left out of the amounts."))
 
 
 ForecastSerializer = _with_fields("ForecastSerializer", ForecastBodySerializer, {
-    "from": serializers.CharField(help_text="First month, YYYY-MM."),
-    "to": serializers.CharField(help_text="Last month, YYYY-MM."),
+    "from": serializers.CharField(help_text=_("First month, YYYY-MM.")),
+    "to": serializers.CharField(help_text=_("Last month, YYYY-MM.")),
     "Meta": type("Meta", (), {"ref_name": "Forecast"}),
 })
 
@@ -96,14 +98,14 @@ class WinLossFiguresSerializer(serializers.Serializer):
     lost_amount = _money()
     lost_other_currency = serializers.IntegerField()
     win_rate = serializers.DecimalField(max_digits=5, decimal_places=1, allow_null=True,
-                                        help_text="won ÷ (won + lost) × 100 by count, one decimal; null when none.")
+                                        help_text=_("won ÷ (won + lost) × 100 by count, one decimal; null when none."))
 
     class Meta:
         ref_name = "WinLossFigures"
 
 
 class WinLossRowSerializer(WinLossFiguresSerializer):
-    id = serializers.IntegerField(allow_null=True, help_text="null: no lead source / no owner.")
+    id = serializers.IntegerField(allow_null=True, help_text=_("null: no lead source / no owner."))
     name = serializers.CharField()
 
     class Meta:
@@ -122,7 +124,7 @@ class LostRowSerializer(serializers.Serializer):
 
 
 class LostStageRowSerializer(LostRowSerializer):
-    id = serializers.IntegerField(allow_null=True, help_text="null: no stage history, or the stage was deleted.")
+    id = serializers.IntegerField(allow_null=True, help_text=_("null: no stage history, or the stage was deleted."))
     pipeline = serializers.CharField()
 
     class Meta:
@@ -132,15 +134,15 @@ class LostStageRowSerializer(LostRowSerializer):
 class FunnelStageSerializer(serializers.Serializer):
     stage_id = serializers.IntegerField()
     name = serializers.CharField()
-    kind = serializers.CharField(help_text="open or won")
-    entered = serializers.IntegerField(help_text="Deals that entered the stage in the range.")
-    advanced = serializers.IntegerField(allow_null=True, help_text=(
+    kind = serializers.CharField(help_text=_("open or won"))
+    entered = serializers.IntegerField(help_text=_("Deals that entered the stage in the range."))
+    advanced = serializers.IntegerField(allow_null=True, help_text=_(
         "Of those, deals that afterwards reached a later open stage or a won stage; null for won stages."))
     rate = serializers.DecimalField(max_digits=5, decimal_places=1, allow_null=True,
-                                    help_text="advanced ÷ entered × 100, one decimal.")
-    stays = serializers.IntegerField(help_text="Departures from the stage in the range.")
+                                    help_text=_("advanced ÷ entered × 100, one decimal."))
+    stays = serializers.IntegerField(help_text=_("Departures from the stage in the range."))
     average_days = serializers.DecimalField(max_digits=12, decimal_places=1, allow_null=True,
-                                            help_text="Mean days in the stage over those departures.")
+                                            help_text=_("Mean days in the stage over those departures."))
 
     class Meta:
         ref_name = "FunnelStage"
@@ -162,23 +164,23 @@ class WinLossBodySerializer(serializers.Serializer):
     by_reason = LostRowSerializer(many=True)
     by_source = WinLossRowSerializer(many=True)
     by_owner = WinLossRowSerializer(many=True)
-    by_lost_stage = LostStageRowSerializer(many=True, help_text="The from-stage of each lost deal's last move "
-                                                                "into a lost stage.")
-    funnel_pipeline = PipelineRefSerializer(allow_null=True, help_text="The pipeline of `funnel`: the `pipeline` "
-                                                                       "asked for, else the default one.")
-    funnel = FunnelStageSerializer(many=True, help_text="Open stages then won stages, in order.")
-    other_currency = serializers.IntegerField(help_text="Closed deals in another currency, left out of amounts.")
+    by_lost_stage = LostStageRowSerializer(many=True, help_text=_("The from-stage of each lost deal's last move "
+                                                                  "into a lost stage."))
+    funnel_pipeline = PipelineRefSerializer(allow_null=True, help_text=_("The pipeline of `funnel`: the `pipeline` "
+                                                                         "asked for, else the default one."))
+    funnel = FunnelStageSerializer(many=True, help_text=_("Open stages then won stages, in order."))
+    other_currency = serializers.IntegerField(help_text=_("Closed deals in another currency, left out of amounts."))
 
 
 WinLossSerializer = _with_fields("WinLossSerializer", WinLossBodySerializer, {
-    "from": serializers.DateField(help_text="First closing day (company time zone)."),
-    "to": serializers.DateField(help_text="Last closing day, included."),
+    "from": serializers.DateField(help_text=_("First closing day (company time zone).")),
+    "to": serializers.DateField(help_text=_("Last closing day, included.")),
     "Meta": type("Meta", (), {"ref_name": "WinLoss"}),
 })
 
 
 class ReviewMoveSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The stage change.")
+    id = serializers.IntegerField(help_text=_("The stage change."))
     deal_id = serializers.IntegerField()
     deal_name = serializers.CharField(source="deal.name")
     amount = _money(source="deal.amount", allow_null=True)
@@ -190,7 +192,7 @@ class ReviewMoveSerializer(serializers.Serializer):
     actor_id = serializers.IntegerField(allow_null=True)
     actor_name = serializers.CharField(source="actor", allow_null=True)
     lost_reason = serializers.CharField(source="deal.lost_reason.name", allow_null=True,
-                                        help_text="The deal's lost reason (lost section).")
+                                        help_text=_("The deal's lost reason (lost section)."))
 
     class Meta:
         ref_name = "ReviewMove"
@@ -211,7 +213,7 @@ class ReviewDealSerializer(serializers.Serializer):
 
 
 class ReviewStaleDealSerializer(ReviewDealSerializer):
-    rots_at = serializers.DateTimeField(help_text="Stale since.")
+    rots_at = serializers.DateTimeField(help_text=_("Stale since."))
     days_in_stage = serializers.IntegerField(source="in_stage.days")
 
     class Meta:
@@ -219,32 +221,32 @@ class ReviewStaleDealSerializer(ReviewDealSerializer):
 
 
 class ReviewSectionSerializer(serializers.Serializer):
-    deals = serializers.IntegerField(help_text="Deals in the section (a deal moved twice counts once).")
-    moves = serializers.IntegerField(allow_null=True, help_text="Stage changes (null for new and stale deals).")
-    amount = _money("Sum of the deals' amounts in the company currency.")
+    deals = serializers.IntegerField(help_text=_("Deals in the section (a deal moved twice counts once)."))
+    moves = serializers.IntegerField(allow_null=True, help_text=_("Stage changes (null for new and stale deals)."))
+    amount = _money(_("Sum of the deals' amounts in the company currency."))
     other_currency = serializers.IntegerField()
-    more = serializers.IntegerField(help_text="Rows not listed in `items` (at most 100 are).")
+    more = serializers.IntegerField(help_text=_("Rows not listed in `items` (at most 100 are)."))
 
     class Meta:
         ref_name = "ReviewSection"
 
 
 class ReviewMoveSectionSerializer(ReviewSectionSerializer):
-    items = ReviewMoveSerializer(many=True, help_text="Newest first.")
+    items = ReviewMoveSerializer(many=True, help_text=_("Newest first."))
 
     class Meta:
         ref_name = "ReviewMoveSection"
 
 
 class ReviewNewSectionSerializer(ReviewSectionSerializer):
-    items = ReviewDealSerializer(many=True, help_text="Newest first.")
+    items = ReviewDealSerializer(many=True, help_text=_("Newest first."))
 
     class Meta:
         ref_name = "ReviewNewSection"
 
 
 class ReviewStaleSectionSerializer(ReviewSectionSerializer):
-    items = ReviewStaleDealSerializer(many=True, help_text="Longest in their stage first.")
+    items = ReviewStaleDealSerializer(many=True, help_text=_("Longest in their stage first."))
 
     class Meta:
         ref_name = "ReviewStaleSection"
@@ -268,9 +270,9 @@ class PipelineReviewSerializer(serializers.Serializer):
 
     currency = serializers.CharField()
     since = serializers.DateField()
-    start = serializers.DateTimeField(help_text="Midnight of `since` in the company time zone.")
+    start = serializers.DateTimeField(help_text=_("Midnight of `since` in the company time zone."))
     sections = ReviewSectionsSerializer()
-    other_currency = serializers.BooleanField(help_text=(
+    other_currency = serializers.BooleanField(help_text=_(
         "Whether some section left deals out of its sum for their currency (its `other_currency` says how many)."))
 
     class Meta:
@@ -297,7 +299,7 @@ class ReportView(APIView):
     def params(self, request) -> reports.ReportFilters:
         params = self.params_class(request.query_params, user=request.user)
         known = [*params.fields]
-        errors = {name[:100]: [_("Unknown query parameter. Known parameters: %(names)s.") % {
+        errors = {name[:100]: [gettext("Unknown query parameter. Known parameters: %(names)s.") % {
             "names": ", ".join(known)}] for name in list(request.query_params)[:20] if name not in {*known, "format"}}
         if not params.is_valid():
             errors.update(params.api_errors())

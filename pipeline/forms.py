@@ -21,6 +21,7 @@ from contacts.forms import DATE_INPUT, LimitedChoices, OwnerChoiceField, RecordF
 from contacts.models import Company, Contact, LeadSource
 from contacts.rules import EntityRules
 from contacts.selectors import companies_visible_to, contacts_visible_to
+from contacts.templatetags.crm import format_percent
 
 from .models import Deal, LostReason, Pipeline, Stage
 from .selectors import month_bounds
@@ -30,6 +31,8 @@ PICKER_OPTIONS = 200
 # The fields a refused move may ask for, filled in place (the exit-criteria keys that are deal fields).
 FILLABLE = ["amount", "expected_close_date", "contact", "company", "lead_source", "owner"]
 CURRENCIES = ["TRY", "EUR", "USD", "GBP"]
+# The same words as the service, whether the code is too short, too long or not letters.
+CURRENCY_MESSAGE = _("Use a three-letter ISO currency code such as TRY, EUR or USD.")
 _MONTH = re.compile(r"\d{4}-\d{2}")
 
 
@@ -64,7 +67,7 @@ class StageChoiceField(forms.ModelChoiceField):
 
     def label_from_instance(self, obj):
         if obj.kind == Stage.Kind.OPEN:
-            return f"{obj.name} ({obj.probability}%)"
+            return f"{obj.name} ({format_percent(obj.probability)})"
         kind = str(obj.get_kind_display())
         return obj.name if obj.name.casefold() == kind.casefold() else f"{obj.name} · {kind}"
 
@@ -200,6 +203,7 @@ class DealForm(ServiceErrorsMixin, forms.Form):
     amount = AmountField(label=_("Amount"), max_digits=16, decimal_places=2, min_value=Decimal(0), required=False,
                          widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "12500.00"}))
     currency = forms.CharField(label=_("Currency"), max_length=3, min_length=3, initial=settings.CRM_CURRENCY,
+                               error_messages={"min_length": CURRENCY_MESSAGE, "max_length": CURRENCY_MESSAGE},
                                widget=forms.TextInput(attrs={"list": "currencies", "size": 4,
                                                              "autocapitalize": "characters"}))
     expected_close_date = forms.DateField(label=_("Expected close date"), required=False, widget=DATE_INPUT)

@@ -2,8 +2,10 @@
 
 from django import template
 from django.template.defaultfilters import date as date_filter
+from django.template.defaultfilters import floatformat
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 
 from contacts.rules import format_phone
 from crm_okr.pagination import page_query
@@ -111,3 +113,18 @@ def when(value) -> str:
         return ""
     local = timezone.localtime(value)
     return date_filter(local, "j M, H:i" if local.year == timezone.localdate().year else "j M Y, H:i")
+
+
+def format_percent(number) -> str:
+    """A number already formatted as text, with the percent sign where the language puts it (10% / %10)."""
+    # Translators: a percentage; Turkish puts the sign first ("%%%(value)s" gives %10).
+    return gettext("%(value)s%%") % {"value": number}
+
+
+@register.filter
+def percent(value, decimals=None) -> str:
+    """A percentage as the language writes it: ``{{ stage.probability|percent }}`` (10%, Turkish %10);
+    ``{{ rate|percent:1 }}`` rounds to one decimal first (as ``floatformat``). Empty for no value."""
+    if value is None or value == "":
+        return ""
+    return format_percent(floatformat(value, decimals) if decimals is not None else value)

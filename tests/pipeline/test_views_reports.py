@@ -196,18 +196,18 @@ def test_win_loss_page_shows_breakdowns_funnel_and_definitions(win_loss_data, cl
     assert response.status_code == 200
     page = text(response)
     assert 'data-testid="won-count">3<' in page and 'data-testid="lost-count">4<' in page
-    assert 'data-testid="win-rate">42.9 %<' in page
+    assert 'data-testid="win-rate">42.9%<' in page
     by_reason = re.search(r'data-testid="by-reason">(.*?)</table>', page)[1]
     assert re.search(r"Price</th>.*?<td class=\"num\">2</td>.*?12,000.00", by_reason)
     by_source = re.search(r'data-testid="by-source">(.*?)</table>', page)[1]
-    assert "No lead source" in by_source and "66.7 %" in by_source
+    assert "No lead source" in by_source and "66.7%" in by_source
     by_stage = re.search(r'data-testid="by-lost-stage">(.*?)</table>', page)[1]
     assert "Proposal" in by_stage and "10,500.00" in by_stage
     assert "Stage conversion: Sales" in page
     funnel = re.search(r'data-testid="funnel">(.*?)</table>', page)[1]
     assert re.search(r"Lead</th> <td class=\"num\">4</td> <td class=\"num\">3</td> "
-                     r"<td class=\"num strong\">75.0 %</td> <td class=\"num\">14.8</td>", funnel)
-    assert re.search(r"Negotiation</th>.*?50.0 %</td> <td class=\"num\">30.3</td>", funnel)
+                     r"<td class=\"num strong\">75.0%</td> <td class=\"num\">14.8</td>", funnel)
+    assert re.search(r"Negotiation</th>.*?50.0%</td> <td class=\"num\">30.3</td>", funnel)
     assert "<strong>Conversion</strong> of a stage" in page and "<strong>Average days in stage</strong>" in page
     assert page.count('class="funnel-row"') == 5
     assert "1 closed deal in another currency than TRY is counted but left out of the amounts." in page

@@ -246,11 +246,11 @@ def test_the_stages_page_shows_each_stage_in_order_with_its_settings(client_for,
         return [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
 
     # drag handle, name, kind, probability, rotting limit, exit criteria, skipping, deals, actions
-    assert cells("Proposal")[1:8] == [["Proposal"], ["Open"], ["60", "%"], ["90", "days"],
+    assert cells("Proposal")[1:8] == [["Proposal"], ["Open"], ["60%"], ["90", "days"],
                                       ["Amount", "Expected", "close", "date"], ["Next", "stage", "only"], ["12"]]
-    assert cells("Negotiation")[1:8] == [["Negotiation"], ["Open"], ["80", "%"], ["30", "days"],
+    assert cells("Negotiation")[1:8] == [["Negotiation"], ["Open"], ["80%"], ["30", "days"],
                                          ["Contact", "PO", "numarası"], ["Allowed"], ["0"]]
-    assert cells("Lost")[1:8] == [["Lost"], ["Lost"], ["0", "%"], ["90", "days"], ["—"], ["Allowed"], ["1"]]
+    assert cells("Lost")[1:8] == [["Lost"], ["Lost"], ["0%"], ["90", "days"], ["—"], ["Allowed"], ["1"]]
     assert reverse("admin:pipeline_lostreason_changelist") in html
     # The add-stage form offers every criterion, the deal custom field included.
     assert re.findall(r'name="exit_criteria" value="([^"]+)"', html) == [
