@@ -62,3 +62,17 @@ def browser_page(request, monkeypatch):
             # Inside the Playwright block the ORM runs in another context (greenlet), so it opened its
             # own connection: close it, or the test database cannot be dropped at the end of the run.
             connections.close_all()
+
+
+@pytest.fixture(autouse=True)
+def install_defaults(transactional_db):
+    """The rows a fresh install gets from data migrations (default pipeline, lost reasons).
+
+    Transactional tests empty every table when they end, migration data included, so whichever e2e test
+    runs second would otherwise start without them.
+    """
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("pipeline.migrations.0002_defaults").create(apps, None)
