@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
@@ -11,6 +11,15 @@ from .models import ApiToken
 
 class HashedTokenAuthentication(authentication.TokenAuthentication):
     keyword = "Token"
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        # The browser's middleware runs before DRF knows the token's user: answer in the user's saved language
+        # here, unless the caller asked for one with Accept-Language.
+        if result is not None and result[0].language and "HTTP_ACCEPT_LANGUAGE" not in request.META:
+            translation.activate(result[0].language)
+            request._request.LANGUAGE_CODE = result[0].language
+        return result
 
     def authenticate_credentials(self, key):
         token = ApiToken.objects.active().select_related("user", "user__team").filter(key_hash=ApiToken.hash(key)).first()

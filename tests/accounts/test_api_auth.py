@@ -198,3 +198,18 @@ def test_command_errors_are_clear(db, args, message):
 
     assert str(excinfo.value) == message
     assert not ApiToken.objects.exists()
+
+
+def test_api_answers_in_the_token_users_language_unless_the_caller_asks_for_another(api_for, alice):
+    alice.language = "tr"
+    alice.save(update_fields=["language"])
+    api = api_for(alice)
+    body = {"first_name": "Ayşe", "email": "bozuk"}
+
+    turkish = api.post("/api/v1/contacts/", body, format="json")
+    english = api.post("/api/v1/contacts/", body, format="json", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert turkish.status_code == english.status_code == 400
+    assert turkish.json()["errors"]["email"] != english.json()["errors"]["email"]
+    assert english.json()["errors"]["email"] == [
+        "Enter a valid e-mail address such as name@example.com (got “bozuk”)."]
