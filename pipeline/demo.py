@@ -261,8 +261,9 @@ class DealSeeder:
             }
         reasons = list(LostReason.objects.filter(is_active=True).order_by("order", "name"))
         self.reasons = _weighted(reasons, [LOST_REASON_WEIGHTS.get(r.name, 10) for r in reasons]) if reasons else []
-        self.users = {u.pk: u for u in User.objects.filter(is_active=True, role__in=[User.Role.REP,
-                                                                                     User.Role.MANAGER])}
+        # In id order: the seeded random choices must not depend on the order rows come back in.
+        self.users = {u.pk: u for u in User.objects.filter(
+            is_active=True, role__in=[User.Role.REP, User.Role.MANAGER]).order_by("id")}
         self.team_reps = defaultdict(list)
         for user in self.users.values():
             if user.role == User.Role.REP and user.team_id:
@@ -276,8 +277,11 @@ class DealSeeder:
         qs = Contact.objects.filter(archived_at__isnull=True, owner_id__in=owners)
         size = qs.count()
         limit = min(size, max(self.total + self.total // 5, 1))
+        # Up to this size the sample is drawn in Python from rows in id order, so a seed always picks the same
+        # contacts; PostgreSQL's random() follows the physical row order, which differs between databases.
+        sample_in_python = limit < size <= 200_000
         with connection.cursor() as cursor:
-            order = "id" if limit >= size else "random()"
+            order = "id" if limit >= size or sample_in_python else "random()"
             if order == "random()":
                 cursor.execute("SELECT setseed(%s)", [self.rng.random() * 2 - 1])
             cursor.execute(
@@ -288,9 +292,11 @@ class DealSeeder:
                 WHERE c.archived_at IS NULL AND c.owner_id = ANY(%s)
                 ORDER BY {order} LIMIT %s
                 """,
-                [owners, limit],
+                [owners, size if sample_in_python else limit],
             )
             rows = cursor.fetchall()
+        if sample_in_python:
+            rows = sorted(self.rng.sample(rows, limit))
         return [
             _Contact(id=row[0], owner=row[1], team=row[2], company=row[3], lead_source=row[4],
                      lang="en" if row[5] == "en" else "tr", created=float(row[6]), name=row[8] or row[7])
