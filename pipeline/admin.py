@@ -8,9 +8,9 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from crm_okr.admin import ReadOnlyAdmin, ReadOnlyInline
-from crm_okr.text import fold
 
 from .models import Deal, LostReason, Pipeline, Stage, StageChange
+from .selectors import search_filter
 
 
 @admin.register(LostReason)
@@ -55,6 +55,4 @@ class DealAdmin(ReadOnlyAdmin):
     inlines = [StageChangeInline]
 
     def get_search_results(self, request, queryset, search_term):
-        for word in fold(search_term).split()[:8]:
-            queryset = queryset.filter(search_text__contains=word)
-        return queryset, False
+        return queryset.filter(search_filter(search_term)), False

@@ -57,6 +57,14 @@ def month_bounds(month: str) -> tuple[date, date] | None:
     return first, date(year, number, calendar.monthrange(year, number)[1])
 
 
+def search_filter(term: str) -> Q:
+    """Deals whose folded name holds every word of the term (Turkish-aware: "isik" finds "IŞIK")."""
+    condition = Q()
+    for word in fold(term).split()[:8]:
+        condition &= Q(search_text__contains=word)
+    return condition
+
+
 def deal_list(
     *, user: User, search: str = "", pipeline=None, stage=None, owner=None, team=None, status: str = "",
     stale: bool | None = None, close_month: str = "", close_from: date | None = None, close_to: date | None = None,
@@ -65,38 +73,19 @@ def deal_list(
     """The deals a list page, export or endpoint shows, with what the rows display fetched up front."""
     qs = deals_visible_to(user).select_related("pipeline", "stage", "owner", "contact", "company", "lead_source")
     if search:
-        for word in fold(search).split()[:8]:
-            qs = qs.filter(search_text__contains=word)
-    if pipeline is not None:
-        qs = qs.filter(pipeline=pipeline)
-    if stage is not None:
-        qs = qs.filter(stage=stage)
-    if owner is not None:
-        qs = qs.filter(owner=owner)
-    if team is not None:
-        qs = qs.filter(team=team)
-    if status:
-        qs = qs.filter(status=status)
+        qs = qs.filter(search_filter(search))
+    if close_month and (bounds := month_bounds(close_month)):
+        close_from, close_to = bounds
+    given = {
+        "pipeline": pipeline, "stage": stage, "owner": owner, "team": team, "status": status or None,
+        "expected_close_date__gte": close_from, "expected_close_date__lte": close_to,
+        "amount__gte": amount_min, "amount__lte": amount_max, "contact": contact, "company": company,
+    }
+    qs = qs.filter(**{lookup: value for lookup, value in given.items() if value is not None})
     if stale is True:
         qs = qs.filter(stale_q())
     elif stale is False:
         qs = qs.exclude(stale_q())
-    if close_month:
-        bounds = month_bounds(close_month)
-        if bounds:
-            close_from, close_to = bounds
-    if close_from is not None:
-        qs = qs.filter(expected_close_date__gte=close_from)
-    if close_to is not None:
-        qs = qs.filter(expected_close_date__lte=close_to)
-    if amount_min is not None:
-        qs = qs.filter(amount__gte=amount_min)
-    if amount_max is not None:
-        qs = qs.filter(amount__lte=amount_max)
-    if contact is not None:
-        qs = qs.filter(contact=contact)
-    if company is not None:
-        qs = qs.filter(company=company)
     return qs
 
 

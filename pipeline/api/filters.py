@@ -4,13 +4,9 @@ from django.utils.translation import gettext_lazy as _
 from django_filters import rest_framework as filters
 
 from accounts.api import BoolFilter, IdFilter, StrictFilterSet
-from crm_okr.text import fold
 
 from ..models import Deal, LostReason, Pipeline, Stage
-from ..selectors import stale_q
-
-# Words of a search that are looked up (as in pipeline.selectors.deal_list).
-MAX_SEARCH_WORDS = 8
+from ..selectors import search_filter, stale_q
 
 
 class DealFilter(StrictFilterSet):
@@ -48,9 +44,7 @@ class DealFilter(StrictFilterSet):
         return queryset.filter(stale_q()) if value else queryset.exclude(stale_q())
 
     def filter_search(self, queryset, name, value: str):
-        for word in fold(value).split()[:MAX_SEARCH_WORDS]:
-            queryset = queryset.filter(search_text__contains=word)
-        return queryset
+        return queryset.filter(search_filter(value))
 
 
 class StageFilter(StrictFilterSet):
