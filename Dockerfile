@@ -7,6 +7,7 @@ COPY crm_okr crm_okr
 COPY accounts accounts
 COPY contacts contacts
 COPY pipeline pipeline
+COPY kpis kpis
 RUN pip install --no-cache-dir .
 COPY . .
 RUN SECRET_KEY=build-only DEBUG=false python manage.py collectstatic --no-input \

@@ -27,4 +27,6 @@ router.register("teams", TeamViewSet, basename="api-team")
 urlpatterns = router.urls + [
     path("", include("pipeline.api.urls")),
     path("", include("pipeline.reports_api_urls")),
+    path("", include("kpis.api.urls")),
+    path("", include("kpis.api.data_urls")),
 ]

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "accounts",
     "contacts",
     "pipeline",
+    "kpis",
 ]
 
 MIDDLEWARE = [

@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("contacts.urls")),
     path("", include("pipeline.urls")),
+    path("", include("kpis.urls")),
 ]
