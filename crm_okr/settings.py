@@ -142,6 +142,10 @@ USE_TZ = True
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "TR")
 # The company currency: deals default to it and money totals (forecast, win/loss) are in it.
 CRM_CURRENCY = os.environ.get("CRM_CURRENCY", "TRY").upper()
+# Where people open the CRM: links in e-mails (the Monday report) are built from it.
+SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
+# A KPI evaluation (one SQL statement) is cancelled after this long.
+KPI_STATEMENT_TIMEOUT_MS = int(os.environ.get("KPI_STATEMENT_TIMEOUT_MS", "30000"))
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
