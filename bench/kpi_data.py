@@ -5,6 +5,9 @@ three activities per contact (calls, e-mails, meetings, notes and tasks, most ta
 a few in EUR/USD. On top of that, each step here runs only when its rows are missing (so running the
 benchmark again adds nothing):
 
+- the demo users joined two years ago (``seed_demo`` creates them today, which would leave them out of
+  "users at the period end");
+- record history (``FieldChange``) up to ``--field-changes``: edits of contacts by their owners;
 - activities up to ``--activities`` (5M): the missing ones are deal activities — the deal's contact,
   company, owner and team, at a random time between the deal's creation and its close (or now), kinds in
   realistic proportions, tasks with a due date and most of the past ones done;
@@ -40,10 +43,12 @@ METRICS = {
 }
 
 
-def ensure(*, activities: int, surveys: int, progress: Callable[[str], None]) -> bool:
+def ensure(*, activities: int, surveys: int, field_changes: int, progress: Callable[[str], None]) -> bool:
     """Load what is missing; True when anything was written (the caller then runs VACUUM ANALYZE)."""
     loaded = False
+    loaded |= _users(progress)
     loaded |= _activities(activities, progress)
+    loaded |= _field_changes(field_changes, progress)
     loaded |= _surveys(surveys, progress)
     loaded |= _metrics(progress)
     loaded |= _exchange_rates(progress)
@@ -55,6 +60,45 @@ def _scalar(sql: str, params=None):
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.fetchone()[0]
+
+
+def _users(progress) -> bool:
+    """seed_demo's users joined today; they have been working here for the two years of data."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_user SET date_joined = now() - interval '2 years' "
+                       "WHERE date_joined > now() - interval '2 years'")
+        moved = cursor.rowcount
+    if moved:
+        progress(f"{moved} users: joined two years ago (date_joined moved back)")
+    return bool(moved)
+
+
+def _field_changes(target: int, progress) -> bool:
+    """Edits of contacts by their owners (the record history), spread over the two years like the contacts."""
+    have = _scalar("SELECT count(*) FROM crm_okr_fieldchange")
+    if have >= target:
+        progress(f"{have:,} field changes already (wanted {target:,})")
+        return False
+    missing = target - have
+    started = time.monotonic()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO crm_okr_fieldchange (record_type, record_id, actor_id, changed_at, changes)
+            SELECT 'contacts.contact', c.id, c.owner_id, c.at,
+                   jsonb_build_object(f.name, jsonb_build_object('label', f.label, 'old', '', 'new', 'changed'))
+            FROM (SELECT id, owner_id, created_at + (now() - created_at) * random() AS at,
+                         floor(random() * 4)::int AS field
+                  FROM contacts_contact TABLESAMPLE BERNOULLI (%(share)s)
+                  WHERE owner_id IS NOT NULL LIMIT %(n)s) c
+            JOIN (VALUES (0, 'phone', 'Phone'), (1, 'job_title', 'Job title'), (2, 'lifecycle_stage', 'Stage'),
+                         (3, 'city', 'City')) AS f(i, name, label) ON f.i = c.field
+            """,
+            {"n": missing, "share": min(100.0, 100.0 * missing / 900_000)},
+        )
+        added = cursor.rowcount
+    progress(f"{have:,} field changes; added {added:,} ({time.monotonic() - started:.0f} s)")
+    return True
 
 
 def _activities(target: int, progress) -> bool:
