@@ -491,11 +491,13 @@ def metric_value_upsert(*, actor: User, metric: ExternalMetric, data: dict) -> t
     return _write_value(actor, metric, clean)
 
 
-def metric_values_bulk_upsert(*, actor: User, items: list) -> list[tuple[MetricValue, bool]]:
+def metric_values_bulk_upsert(*, actor: User, items: list, positions: list[int] | None = None
+                              ) -> list[tuple[MetricValue, bool]]:
     """Upsert many values (of one or more metrics) in one transaction: all of them, or none.
 
     Each item is a dict with ``metric`` (an ExternalMetric, or its key) besides the value fields. Errors name
-    the item by its position: ``{"3.value": [...], "7.dimension": [...]}``.
+    the item by its position: ``{"3.value": [...], "7.dimension": [...]}`` (``positions`` gives each item's
+    position in the caller's list when some items were left out before).
     """
     _require_pusher(actor, _("Only admins and integrations write metric values."))
     if not isinstance(items, list | tuple) or not items:
@@ -508,7 +510,7 @@ def metric_values_bulk_upsert(*, actor: User, items: list) -> list[tuple[MetricV
     metrics = {m.key: m for m in ExternalMetric.objects.filter(key__in=[k[:60] for k in keys])}
     errors: dict = {}
     cleaned: list[tuple[int, ExternalMetric, dict]] = []
-    for index, item in enumerate(items):
+    for index, item in zip(positions or range(len(items)), items, strict=True):
         metric = item.get("metric") if isinstance(item, dict) else None
         if not isinstance(metric, ExternalMetric):
             if isinstance(item, dict) and metric is None:
@@ -533,6 +535,17 @@ def metric_values_bulk_upsert(*, actor: User, items: list) -> list[tuple[MetricV
             wanted.setdefault(metric.dimension_kind, set()).add(clean["dimension_id"])
     missing = {kind: _missing_dimensions(kind, ids) for kind, ids in wanted.items()}
     seen: dict[tuple, int] = {}
+    # Values of one metric and dimension value in this list may not overlap each other either.
+    by_series: dict[tuple, list] = {}
+    for index, metric, clean in cleaned:
+        by_series.setdefault((metric.pk, clean["dimension_id"]), []).append((clean["period_start"], index, clean))
+    for series in by_series.values():
+        series.sort(key=lambda entry: (entry[0], entry[1]))
+        for (start, index, clean), (next_start, next_index, _next) in zip(series, series[1:], strict=False):
+            if next_start != start and next_start <= clean["period_end"]:
+                errors[f"{next_index}.period_start"] = [_(
+                    "Overlaps item %(other)d (%(start)s – %(end)s); a KPI would count both.") % {
+                    "other": index, "start": start.isoformat(), "end": clean["period_end"].isoformat()}]
     for index, metric, clean in cleaned:
         if clean["dimension_id"] in missing.get(metric.dimension_kind, ()):
             errors[f"{index}.dimension"] = [_("There is no %(kind)s with id %(id)s.") % {

@@ -18,6 +18,12 @@ def errors_of(excinfo) -> dict:
     return excinfo.value.message_dict
 
 
+@pytest.fixture(autouse=True)
+def no_metrics(db):
+    """Start without the built-in metrics (migration 0002): each test creates the ones it uses."""
+    ExternalMetric.objects.all().delete()
+
+
 @pytest.fixture
 def web():
     return LeadSourceFactory(name="Web")
@@ -297,8 +303,22 @@ def test_bulk_upsert_rolls_back_when_a_late_item_overlaps(integ, spend, web):
     ]
     with pytest.raises(ValidationError) as excinfo:
         services.metric_values_bulk_upsert(actor=integ, items=items)
-    assert list(errors_of(excinfo)) == ["1.period_start"]
+    assert errors_of(excinfo) == {"1.period_start": [
+        "Overlaps item 0 (2026-10-01 – 2026-10-31); a KPI would count both."]}
     assert not MetricValue.objects.exists()
+
+
+def test_bulk_upsert_rolls_back_when_an_item_overlaps_a_stored_value(integ, spend, web, fair):
+    services.metric_value_upsert(actor=integ, metric=spend, data={"period": "2026-09-30", "dimension": web.pk,
+                                                                  "value": 1})
+    items = [
+        {"metric": "marketing_spend", "period": "2026-10", "dimension": fair.pk, "value": 100},
+        {"metric": "marketing_spend", "period": "2026-Q3", "dimension": web.pk, "value": 5},
+    ]
+    with pytest.raises(ValidationError) as excinfo:
+        services.metric_values_bulk_upsert(actor=integ, items=items)
+    assert list(errors_of(excinfo)) == ["1.period_start"]
+    assert MetricValue.objects.count() == 1  # item 0 was written, then rolled back
 
 
 def test_bulk_upsert_writes_every_item(integ, spend, lifetime, web, fair):
