@@ -95,6 +95,9 @@ class Command(BaseCommand):
             ))
         if deals.deals or deals.skipped_existing:
             self.stdout.write(self.style.SUCCESS(describe(deals)) if deals.deals else describe(deals))
+        from kpis import demo as kpi_demo  # the KPIs' survey answers, spend, rates and forecast history
+
+        self.stdout.write(kpi_demo.describe(kpi_demo.KpiDemoSeeder(seed=options["seed"], progress=progress).run()))
         self.stdout.write(f"\nOpen {options['url']} and log in as (password: {options['password']}):")
         for user in summary.users:
             team = f", {user.team.name}" if user.team_id else ""
