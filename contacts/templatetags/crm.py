@@ -83,6 +83,8 @@ def section(url_name: str | None) -> str:
         return "reports"
     if name.startswith("pipeline-settings"):
         return "settings"
+    if name.startswith("kpi"):
+        return "kpis"
     return name
 
 

@@ -1,0 +1,260 @@
+"""The KPI pages managers read: the dashboard (from snapshots), a KPI's page and the drill-down."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import resolve, reverse
+from django.utils import timezone, translation
+
+from kpis import periods
+from kpis.models import Frequency, Kpi, KpiSnapshot
+from kpis.templatetags.kpis import chart, kpi_value, sparkline
+
+DASHBOARD = "/kpis/"
+
+
+def make_kpi(slug="test-win-rate", **fields) -> Kpi:
+    fields.setdefault("name", slug.replace("-", " ").title())
+    fields.setdefault("formula", "count(deals)")
+    fields.setdefault("unit", Kpi.Unit.NUMBER)
+    fields.setdefault("frequency", Frequency.WEEKLY)
+    fields.setdefault("dimensions", ["team", "owner", "pipeline", "source"])
+    fields.setdefault("order", 0)
+    return Kpi.objects.create(slug=slug, **fields)
+
+
+def snap(kpi: Kpi, period: periods.Period, value, *, kind: str = "", member_id: int = 0, label: str = ""):
+    return KpiSnapshot.objects.create(
+        kpi=kpi, frequency=kpi.frequency, period_start=period.start, period_end=period.end, dimension_kind=kind,
+        dimension_id=member_id, dimension_label=label, value=value, formula_version=kpi.formula_version,
+        is_final=period.has_ended(),
+    )
+
+
+def card(response, slug: str) -> str:
+    """The HTML of one KPI's card on the dashboard."""
+    html = response.content.decode()
+    pattern = rf'<article class="kpi-card[^"]*" data-testid="kpi-card" data-kpi="{re.escape(slug)}">(.*?)</article>'
+    match = re.search(pattern, html, re.S)
+    assert match, f"no card for {slug}"
+    return match.group(1)
+
+
+def text(fragment: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment)).strip()
+
+
+def find_testid(fragment: str, name: str, tag: str = "span|dd|p|strong") -> str:
+    """The text of the element marked ``data-testid=name`` (up to the first closing ``tag``)."""
+    match = re.search(rf'data-testid="{name}"[^>]*>(.*?)</(?:{tag})>', fragment, re.S)
+    assert match, f"no {name}"
+    return text(match.group(1))
+
+
+# --- access ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["/kpis/", "/kpis/test-win-rate/", "/kpis/test-win-rate/records/?leaf=0"])
+def test_anonymous_visitors_are_sent_to_sign_in(client, db, url):
+    make_kpi()
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_integration_accounts_cannot_use_the_pages(client_for, integ):
+    assert client_for(integ).get(DASHBOARD).status_code == 403
+
+
+def test_every_signed_in_person_sees_the_dashboard_and_the_nav_link(client_for, alice):
+    response = client_for(alice).get(DASHBOARD)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'<a href="{DASHBOARD}" aria-current="page">KPIs</a>' in html
+
+
+def test_reserved_words_under_kpis_are_not_taken_for_slugs():
+    assert resolve("/kpis/new/").url_name == "kpi-create"
+    assert resolve("/kpis/preview/").url_name == "kpi-preview"
+    assert resolve("/kpis/win-rate/").url_name == "kpi-detail"
+    assert resolve("/kpis/win-rate/records/").url_name == "kpi-drilldown"
+
+
+# --- the dashboard -----------------------------------------------------------------------------------------
+
+def test_card_shows_this_and_last_period_the_change_and_the_benchmark(client_for, mona):
+    kpi = make_kpi(unit=Kpi.Unit.PERCENT, benchmark_low=Decimal(20), benchmark_high=Decimal(30),
+                   benchmark_text="20–30%")
+    now = periods.containing(kpi.frequency)
+    snap(kpi, now, Decimal("25.5"))
+    snap(kpi, now.previous(), Decimal("20"))
+    snap(kpi, now.shift(-2), Decimal("18.25"))
+
+    html = card(client_for(mona).get(DASHBOARD), kpi.slug)
+
+    assert find_testid(html, "current") == "25.5%"
+    assert find_testid(html, "previous").startswith("20.0%")
+    # 25.5 − 20 = 5.5 percentage points; up is good for a higher-is-better KPI
+    assert "+5.5 pts" in find_testid(html, "change", "dd")
+    assert 'kpi-change tone-good' in html
+    assert find_testid(html, "benchmark-status") == "inside"
+    assert "20–30%" in html
+    assert 'class="spark-line"' in html and 'class="spark-band"' in html
+
+
+def test_a_lower_is_better_kpi_going_down_is_good_and_above_its_band_is_bad(client_for, mona):
+    kpi = make_kpi("test-cycle", unit=Kpi.Unit.DAYS, frequency=Frequency.MONTHLY, decimals=0,
+                   direction=Kpi.Direction.LOWER, benchmark_low=Decimal(30), benchmark_high=Decimal(90))
+    now = periods.containing(kpi.frequency)
+    snap(kpi, now, Decimal("95.4"))
+    snap(kpi, now.previous(), Decimal("120"))
+
+    html = card(client_for(mona).get(DASHBOARD), kpi.slug)
+
+    assert find_testid(html, "current") == "95 days"
+    # 95.4 − 120 = −24.6 → “−25 days”, and −24.6 ÷ 120 = −20.5 % → “−21%” (rounded)
+    assert "−25 days" in find_testid(html, "change", "dd") and "−21%" in find_testid(html, "change", "dd")
+    assert "kpi-change tone-good" in html
+    assert find_testid(html, "benchmark-status") == "above"
+    assert "bench-bad" in html
+
+
+def test_no_snapshot_for_the_current_period_says_so_instead_of_computing(client_for, mona):
+    kpi = make_kpi("test-empty", formula="this does not even parse")
+    snap(kpi, periods.containing(kpi.frequency).previous(), Decimal("7"))
+
+    html = card(client_for(mona).get(DASHBOARD), kpi.slug)
+
+    assert find_testid(html, "current") == "no snapshot yet"
+    assert find_testid(html, "previous").startswith("7.0")
+    assert find_testid(html, "change", "dd") == "—"
+
+
+def test_a_snapshot_without_value_reads_na(client_for, mona):
+    kpi = make_kpi("test-na")
+    snap(kpi, periods.containing(kpi.frequency), None)
+
+    assert find_testid(card(client_for(mona).get(DASHBOARD), kpi.slug), "current") == "n/a"
+
+
+def test_inactive_kpis_are_not_on_the_dashboard(client_for, mona):
+    make_kpi("test-off", is_active=False)
+    assert 'data-kpi="test-off"' not in client_for(mona).get(DASHBOARD).content.decode()
+
+
+def test_breakdown_shows_the_teams_values_and_marks_kpis_without_that_dimension(client_for, mona, north, south):
+    per_team = make_kpi("test-team", unit=Kpi.Unit.CURRENCY, decimals=2)
+    company_only = make_kpi("test-company", dimensions=[])
+    source_only = make_kpi("test-source", dimensions=["source"])
+    now = periods.containing(per_team.frequency)
+    snap(per_team, now, Decimal("1000"))
+    snap(per_team, now, Decimal("1234.5"), kind="team", member_id=north.pk, label="North")
+    snap(per_team, now, Decimal("99"), kind="team", member_id=south.pk, label="South")
+
+    response = client_for(mona).get(DASHBOARD, {"dimension": f"team:{north.pk}"})
+
+    assert response.status_code == 200
+    assert find_testid(card(response, per_team.slug), "current") == "1,234.50 TRY"
+    for slug in (company_only.slug, source_only.slug):
+        assert find_testid(card(response, slug), "not-available") == "Not available for this breakdown."
+    assert f'<option value="team:{north.pk}" selected>North</option>' in response.content.decode()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("team", "is not a dimension"),
+    ("galaxy:1", "is not a dimension"),
+    ("team:999999", "There is no team with id 999999."),
+])
+def test_a_bad_dimension_is_a_clear_400(client_for, mona, value, message):
+    response = client_for(mona).get(DASHBOARD, {"dimension": value})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_dashboard_queries_do_not_grow_with_kpis_or_snapshots(client_for, mona, north, django_assert_num_queries):
+    client = client_for(mona)
+
+    def add(count: int, start: int):
+        for i in range(start, start + count):
+            kpi = make_kpi(f"test-q{i}", frequency=[Frequency.WEEKLY, Frequency.MONTHLY][i % 2])
+            now = periods.containing(kpi.frequency)
+            for back in range(12):
+                snap(kpi, now.shift(-back), Decimal(back))
+                snap(kpi, now.shift(-back), Decimal(back), kind="team", member_id=north.pk)
+
+    add(2, 0)
+    # session, user, notifications badge, the dimension check, teams, owners, pipelines, lead sources,
+    # the KPIs, latest values, trend lines
+    with django_assert_num_queries(11):
+        assert client.get(DASHBOARD, {"dimension": f"team:{north.pk}"}).status_code == 200
+    add(6, 2)
+    with django_assert_num_queries(11):
+        response = client.get(DASHBOARD, {"dimension": f"team:{north.pk}"})
+    assert response.content.decode().count('data-testid="kpi-card"') == Kpi.objects.filter(is_active=True).count()
+
+
+# --- a KPI's page ------------------------------------------------------------------------------------------
+
+def test_unknown_kpi_is_404(client_for, mona):
+    assert client_for(mona).get("/kpis/no-such-kpi/").status_code == 404
+    assert client_for(mona).get("/kpis/no-such-kpi/records/?leaf=0").status_code == 404
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"period": "2026-13"}, "is not a weekly period; expected e.g. 2026-W48."),
+    ({"period": "<script>"}, "is not a weekly period"),
+    ({"dimension": "owner:abc"}, "is not a dimension"),
+    ({"by": "planet"}, "is not a breakdown of this KPI"),
+])
+def test_bad_parameters_on_the_kpi_page_are_a_clear_400(client_for, mona, params, message):
+    make_kpi()
+    response = client_for(mona).get("/kpis/test-win-rate/", params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert "<script>" not in response.content.decode().split("<body", 1)[1].split("</main>")[0].replace(
+        "<script src", "")
+
+
+def test_a_dimension_the_kpi_does_not_support_is_refused(client_for, mona, north):
+    make_kpi(dimensions=["source"])
+    response = client_for(mona).get("/kpis/test-win-rate/", {"dimension": f"team:{north.pk}"})
+    assert response.status_code == 400
+    assert "is not available for this breakdown (team)" in response.content.decode()
+
+
+# --- template helpers --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("unit, decimals, value, english, turkish", [
+    (Kpi.Unit.PERCENT, 1, Decimal("23.08"), "23.1%", "%23,1"),
+    (Kpi.Unit.CURRENCY, 2, Decimal("1234567.891"), "1,234,567.89 TRY", "1.234.567,89 TRY"),
+    (Kpi.Unit.DAYS, 0, Decimal("12.4"), "12 days", None),  # the Turkish words come with the translations
+    (Kpi.Unit.NUMBER, 1, Decimal("-3.24"), "-3.2", "-3,2"),
+    (Kpi.Unit.NUMBER, 1, None, "n/a", None),
+])
+def test_values_are_formatted_by_unit(unit, decimals, value, english, turkish):
+    kpi = Kpi(unit=unit, decimals=decimals)
+    with translation.override("en"):
+        assert kpi_value(value, kpi) == english
+    if turkish is not None:
+        with translation.override("tr"):
+            assert kpi_value(value, kpi) == turkish
+
+
+def test_sparkline_breaks_at_missing_values_and_scales_to_the_box():
+    line = sparkline([Decimal(0), Decimal(10), None, Decimal(5)], width=100, height=20)
+    # step = (100 − 2·3) ÷ 3 = 31.33; y = 3 + (10 − v) ÷ 10 · 14
+    assert line["path"] == "M3.0 17.0 L34.3 3.0 M97.0 10.0"
+    assert line["last"] == {"x": "97.0", "y": "10.0"}
+    assert sparkline([None, None])["path"] == ""
+
+
+def test_chart_shades_the_benchmark_band():
+    kpi = Kpi(unit=Kpi.Unit.PERCENT, decimals=1, benchmark_low=Decimal(20), benchmark_high=Decimal(30))
+    week = periods.containing(Frequency.WEEKLY, timezone.now())
+    drawn = chart([(week.previous(), Decimal(10)), (week, Decimal(40))], kpi)
+    # values and band span 10..40 → step 10, axis 0..40 (zero kept); plot 200 − 12 − 28 = 160 px high
+    assert [t["value"] for t in drawn["ticks"]] == [0, 10, 20, 30, 40]
+    # band 20..30 → y from 12 + 160·(40 − 30)/40 = 52 to 12 + 160·(40 − 20)/40 = 92
+    assert drawn["band"]["y"] == "52.0" and drawn["band"]["height"] == "40.0"
+    assert len(drawn["dots"]) == 2
+
