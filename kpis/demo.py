@@ -188,7 +188,7 @@ class KpiDemoSeeder:
                 WHERE d.status = 'won' AND d.closed_at >= %(start)s AND d.closed_at < %(end)s
                 GROUP BY 1, 2
             """, {"tz": settings.TIME_ZONE, "start": start, "end": end, "currency": settings.CRM_CURRENCY,
-                  "end_day": months[-1].end_day})
+                  "rate_day": months[-1].last_day})
             return {(source, day): amount for source, day, amount in cursor.fetchall()}
 
     def _metrics(self) -> None:
@@ -349,6 +349,7 @@ class KpiDemoSeeder:
                   AND d.expected_close_date >= %(first_day)s AND d.expected_close_date < %(end_day)s
                 GROUP BY 1, 2, 3, 4
             """, {"start": month.start, "first_day": month.first_day, "end_day": month.end_day,
+                  "rate_day": month.last_day,
                   "currency": settings.CRM_CURRENCY})
             return {tuple(row[:4]): row[4] or Decimal(0) for row in cursor.fetchall()}
 

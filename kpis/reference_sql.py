@@ -10,8 +10,8 @@ of the formula compiler. The queries follow the semantics of docs in kpis/formul
   has no close time or closed at/after T; a contact is archived at T when archived before T);
 - "at the period start": a contact's lifecycle stage at S is its stage when it last changed before S, else the
   stage of its last lifecycle change before S;
-- amounts in another currency are converted with the latest exchange rate on or before the local date of E;
-  a currency without a rate is left out; sums of nothing are 0, and dividing by 0 gives no value (NULL).
+- amounts in another currency are converted with the latest exchange rate on or before the period's last day
+  (as the compiler does); a currency without a rate is left out; sums of nothing are 0, and dividing by 0 gives no value (NULL).
 
 Every value is passed as a parameter (``%(name)s``); the only text put into the SQL is built here (column names
 of the completeness rule come from the model's fields, never from input).
@@ -29,7 +29,7 @@ from .periods import Period
 # A deal's amount in the company currency (NULL when its currency has no rate).
 AMOUNT = """CASE WHEN d.currency = %(currency)s THEN d.amount
        ELSE d.amount * (SELECT r.rate FROM kpis_exchangerate r
-                        WHERE r.currency = d.currency AND r.valid_from <= %(end_day)s
+                        WHERE r.currency = d.currency AND r.valid_from <= %(rate_day)s
                         ORDER BY r.valid_from DESC LIMIT 1) END"""
 
 WON_IN_PERIOD = "d.status = 'won' AND d.closed_at >= %(start)s AND d.closed_at < %(end)s"
@@ -165,7 +165,7 @@ def parameters(period: Period, now: dt.datetime | None = None) -> dict:
     as_of = period.as_of(now or timezone.now())
     return {
         "start": period.start, "end": period.end, "as_of": as_of,
-        "first_day": period.first_day, "end_day": period.end_day,
+        "first_day": period.first_day, "end_day": period.end_day, "rate_day": period.last_day,
         "year_before": as_of - dt.timedelta(days=365), "week_before": as_of - dt.timedelta(days=7),
         "currency": settings.CRM_CURRENCY,
     }
