@@ -1,0 +1,858 @@
+"""From a parsed formula to one SQL statement, built from Django ORM expressions.
+
+``compile_formula`` parses, checks every name against the registry (with did-you-mean suggestions),
+inlines ``kpi('…')`` references and finds ``snapshot('…')`` KPIs. Evaluating a period then builds:
+
+- for each largest arithmetic subtree whose aggregates all read one source: ONE scalar subquery over that
+  source, ``SELECT <arithmetic of aggregates with FILTER (WHERE …)> FROM source WHERE <OR of the filters>``;
+- different sources: separate scalar subqueries combined by numeric arithmetic (``x / NULLIF(y, 0)``);
+- company level: ``SELECT <expression>``; per member of a dimension kind: the members' queryset annotated
+  with the expression, each subquery correlated with the member through the source's dimension path.
+
+User text only ever becomes query parameters.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db.models import (
+    Avg,
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, NullIf
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.db.models.sql import Query
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
+
+from . import ast, registry
+from .errors import FormulaError
+from .parser import AGGREGATES, parse, suggest
+from .registry import BOOL, CHOICE, DATE, ID, NUMERIC_TYPES, REF, TEXT, TIME_TYPES, Ctx, Numeric
+
+MAX_AGGREGATES = 40
+MAX_KPI_DEPTH = 5
+MAX_TREE_DEPTH = 120
+DIMENSION_ORDER = ("team", "owner", "pipeline", "source")
+NUMERIC_AGGREGATES = ("sum", "avg", "min", "max", "latest")
+
+_LOOKUPS = {"=": Exact, "<": LessThan, "<=": LessThanOrEqual, ">": GreaterThan, ">=": GreaterThanOrEqual}
+_DECIMAL = DecimalField()
+
+
+class FormulaTimeout(FormulaError):
+    """The statement ran longer than ``KPI_STATEMENT_TIMEOUT_MS``."""
+
+
+def _q(text: str) -> str:
+    return text[:60]
+
+
+def _tree_depth(node) -> int:
+    """The depth of a tree, iteratively (a long chain 1+1+1… is deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = []
+        if isinstance(current, ast.BinOp):
+            children = [current.left, current.right]
+        elif isinstance(current, ast.Neg):
+            children = [current.operand]
+        elif isinstance(current, ast.Inlined):
+            children = [current.expr]
+        stack += [(child, depth + 1) for child in children]
+    return deepest
+
+
+# --- resolving: names, types, references ---------------------------------------------------------
+
+
+class Resolver:
+    def __init__(self, text: str, slug: str | None):
+        self.text = text
+        self.slug = slug
+        self.references: list[str] = []
+        self.snapshot_references: list[str] = []
+        self.aggregates: list[ast.Agg] = []
+        self.metric_kinds: dict | None = None  # key -> dimension kind ("" = company-wide)
+        self.contact_rules = None
+        self.dimension_sets: list[set] = []
+
+    # The errors of an inlined KPI point at the kpi('…') call in the formula being compiled.
+    def fail(self, message: str, node, context: ast.Node | None = None):
+        if context is not None:
+            raise FormulaError(message, context.pos, context.end)
+        raise FormulaError(message, node.pos, max(node.end, node.pos + 1))
+
+    def resolve(self, tree, stack: tuple, context=None):
+        if isinstance(tree, ast.Num):
+            return tree
+        if isinstance(tree, ast.Neg):
+            tree.operand = self.resolve(tree.operand, stack, context)
+            return tree
+        if isinstance(tree, ast.BinOp):
+            tree.left = self.resolve(tree.left, stack, context)
+            tree.right = self.resolve(tree.right, stack, context)
+            return tree
+        if isinstance(tree, ast.Agg):
+            self.aggregate(tree, context)
+            return tree
+        if isinstance(tree, ast.KpiRef):
+            return self.inline(tree, stack, context)
+        if isinstance(tree, ast.SnapshotRef):
+            tree.kpi_id = self.kpi_row(tree, context)["id"]
+            if tree.slug not in self.snapshot_references:
+                self.snapshot_references.append(tree.slug)
+            if tree.slug not in self.references:
+                self.references.append(tree.slug)
+            return tree
+        raise FormulaError(_("Unexpected part of the formula."), tree.pos, tree.end)  # pragma: no cover
+
+    def kpi_row(self, node, context) -> dict:
+        from kpis.models import Kpi
+
+        row = Kpi.objects.filter(slug=node.slug).values("id", "slug", "formula").first()
+        if row is None:
+            where = context or _Span(getattr(node, "slug_pos", node.pos), getattr(node, "slug_end", node.end))
+            hint = suggest(node.slug, list(Kpi.objects.values_list("slug", flat=True)))
+            if hint:
+                self.fail(_("Unknown KPI “%(slug)s” — did you mean “%(hint)s”?") % {"slug": _q(node.slug),
+                                                                                  "hint": hint}, where)
+            self.fail(_("Unknown KPI “%(slug)s”.") % {"slug": _q(node.slug)}, where)
+        return row
+
+    def inline(self, node: ast.KpiRef, stack: tuple, context):
+        if node.slug in stack:
+            chain = " → ".join(list(stack[stack.index(node.slug):]) + [node.slug])
+            self.fail(_("KPI references form a cycle: %(chain)s.") % {"chain": chain}, node, context)
+        if len([s for s in stack if s]) >= MAX_KPI_DEPTH:
+            self.fail(_("KPI references are nested too deeply (at most %(max)s levels).") % {"max": MAX_KPI_DEPTH},
+                      node, context)
+        row = self.kpi_row(node, context)
+        if node.slug not in self.references:
+            self.references.append(node.slug)
+        try:
+            inner = parse(row["formula"])
+        except FormulaError as exc:
+            self.fail(_("KPI “%(slug)s” has an invalid formula: %(message)s")
+                      % {"slug": node.slug, "message": exc.message}, node, context)
+        try:
+            inner = self.resolve(inner, stack + (node.slug,), context or node)
+        except FormulaError as exc:
+            if context is None and not exc.message.startswith(_("KPI references")):
+                raise FormulaError(_("In KPI “%(slug)s”: %(message)s") % {"slug": node.slug, "message": exc.message},
+                                   node.pos, node.end) from None
+            raise
+        return ast.Inlined(node.slug, inner, pos=node.pos, end=node.end)
+
+    # --- aggregates ------------------------------------------------------------------------------
+
+    def source(self, name: ast.Name, context) -> registry.Source:
+        source = registry.get(name.value)
+        if source is None or not source.public:
+            names = registry.public_sources()
+            hint = suggest(name.value, names)
+            if hint:
+                self.fail(_("Unknown source “%(name)s” — did you mean “%(hint)s”?") % {"name": _q(name.value),
+                                                                                     "hint": hint}, name, context)
+            self.fail(_("Unknown source “%(name)s”; the sources are: %(known)s.")
+                      % {"name": _q(name.value), "known": ", ".join(names)}, name, context)
+        return source
+
+    def field(self, source: registry.Source, name: ast.Name, context) -> registry.Field:
+        found = source.fields.get(name.key)
+        if found is None:
+            hint = suggest(name.value, list(source.fields))
+            if hint:
+                self.fail(_("Unknown field “%(name)s” on %(source)s — did you mean “%(hint)s”?")
+                          % {"name": _q(name.value), "source": source.name, "hint": hint}, name, context)
+            self.fail(_("Unknown field “%(name)s” on %(source)s; its fields are: %(known)s.")
+                      % {"name": _q(name.value), "source": source.name, "known": ", ".join(source.fields)},
+                      name, context)
+        return found
+
+    def aggregate(self, node: ast.Agg, context):
+        self.aggregates.append(node)
+        if len(self.aggregates) > MAX_AGGREGATES:
+            self.fail(_("The formula has too many aggregates (at most %(max)s, counting those of kpi() "
+                        "references).") % {"max": MAX_AGGREGATES}, node, context)
+        source = self.source(node.source, context)
+        if node.field is not None:
+            fld = self.field(source, node.field, context)
+            if node.func in NUMERIC_AGGREGATES and fld.type not in NUMERIC_TYPES:
+                self.fail(_("“%(func)s” needs a number field; “%(name)s” is %(type)s.")
+                          % {"func": node.func, "name": fld.name, "type": fld.type_label}, node.field, context)
+            if node.func == "count_distinct" and fld.type == BOOL:
+                self.fail(_("“count_distinct” cannot count a yes/no field; use count(%(source)s where %(name)s).")
+                          % {"source": source.name, "name": fld.name}, node.field, context)
+        elif node.func != "count":
+            example = {"sum": "amount", "avg": "amount", "min": "amount", "max": "amount", "latest": "value",
+                       "count_distinct": "customer"}.get(node.func, "amount")
+            self.fail(_("“%(func)s” needs a field, e.g. %(func)s(%(source)s.%(example)s).")
+                      % {"func": node.func, "source": source.name, "example": example}, node, context)
+        if node.by is not None:
+            by = self.field(source, node.by, context)
+            if by.type not in TIME_TYPES:
+                self.fail(_("“by” needs a date field; “%(name)s” is %(type)s.") % {"name": by.name,
+                                                                                 "type": by.type_label},
+                          node.by, context)
+        if node.where is not None:
+            self.condition(node.where, source, context)
+        if source.metric_dims:
+            kinds = self.metric_kinds_of(node.where)
+            self.dimension_sets.append({kind for kind in DIMENSION_ORDER if all(k in ("", kind) for k in kinds)})
+        else:
+            self.dimension_sets.append(set(source.dims))
+
+    def metric_kinds_of(self, where) -> list[str]:
+        kinds = []
+        for node in ast.walk(where):
+            if isinstance(node, ast.Compare | ast.InList) and node.field.key == "metric":
+                literals = [node.literal] if isinstance(node, ast.Compare) else node.literals
+                kinds += [self.metric_kinds.get(lit.value, "") for lit in literals]
+            if isinstance(node, ast.Has):
+                break
+        return kinds
+
+    def load_metrics(self):
+        if self.metric_kinds is None:
+            from kpis.models import ExternalMetric
+
+            self.metric_kinds = dict(ExternalMetric.objects.values_list("key", "dimension_kind"))
+        return self.metric_kinds
+
+    def condition(self, node, source: registry.Source, context):
+        if isinstance(node, ast.Or | ast.And):
+            for item in node.items:
+                self.condition(item, source, context)
+            return
+        if isinstance(node, ast.Not):
+            self.condition(node.item, source, context)
+            return
+        if isinstance(node, ast.Has):
+            relation = source.relations.get(node.relation.key)
+            if relation is None:
+                known = list(source.relations)
+                hint = suggest(node.relation.value, known)
+                if hint:
+                    self.fail(_("Unknown relation “%(name)s” on %(source)s — did you mean “%(hint)s”?")
+                              % {"name": _q(node.relation.value), "source": source.name, "hint": hint},
+                              node.relation, context)
+                self.fail(_("%(source)s have no relation “%(name)s”; “has” can follow: %(known)s.")
+                          % {"source": source.name, "name": _q(node.relation.value),
+                             "known": ", ".join(known) or "—"}, node.relation, context)
+            if node.where is not None:
+                self.condition(node.where, registry.get(relation.target), context)
+            return
+        fld = self.field(source, node.field, context)
+        if fld.name == "complete" and source.name == "contacts" and self.contact_rules is None:
+            from contacts.models import Entity
+            from contacts.rules import EntityRules
+
+            self.contact_rules = EntityRules.load(Entity.CONTACT)
+        if isinstance(node, ast.Flag):
+            if fld.type != BOOL:
+                self.fail(_("“%(name)s” is %(type)s, not a yes/no field: compare it, e.g. %(name)s = …")
+                          % {"name": fld.name, "type": fld.type_label}, node.field, context)
+            return
+        if isinstance(node, ast.Empty):
+            if fld.type == BOOL:
+                self.fail(_("“%(name)s” is yes/no and is never empty.") % {"name": fld.name}, node, context)
+            return
+        if isinstance(node, ast.Compare):
+            if fld.type in (CHOICE, REF, BOOL, ID) and node.op not in ("=", "!="):
+                self.fail(_("“%(name)s” is %(type)s: compare it with = or != (or in), not %(op)s.")
+                          % {"name": fld.name, "type": fld.type_label, "op": node.op}, node, context)
+            self.literal(fld, node.literal, source, context)
+            return
+        if isinstance(node, ast.InList):
+            if fld.type == BOOL:
+                self.fail(_("“%(name)s” is yes/no: use “%(name)s” or “not %(name)s”.") % {"name": fld.name},
+                          node, context)
+            for literal in node.literals:
+                self.literal(fld, literal, source, context)
+
+    def literal(self, fld: registry.Field, lit: ast.Lit, source, context):
+        kind = fld.type
+        if kind == BOOL:
+            if lit.kind != "bool":
+                self.fail(_("“%(name)s” is yes/no: compare it with true or false.") % {"name": fld.name}, lit,
+                          context)
+            return
+        if kind in NUMERIC_TYPES or kind == ID:
+            if lit.kind != "number":
+                self.fail(_("“%(name)s” is %(type)s: compare it with a number, not %(value)s.")
+                          % {"name": fld.name, "type": fld.type_label, "value": _shown(lit)}, lit, context)
+            lit.parsed = lit.value
+            return
+        if lit.kind != "string":
+            self.fail(_("“%(name)s” is %(type)s: compare it with a text in quotes, not %(value)s.")
+                      % {"name": fld.name, "type": fld.type_label, "value": _shown(lit)}, lit, context)
+        if kind in TIME_TYPES:
+            try:
+                day = parse_date(lit.value.strip())
+            except ValueError:
+                day = None
+            if day is None:
+                self.fail(_("“%(value)s” is not a date; write dates as 'YYYY-MM-DD'.") % {"value": _q(lit.value)},
+                          lit, context)
+            lit.parsed = day if kind == DATE else dt.datetime.combine(day, dt.time(), tzinfo=_tz())
+            return
+        if kind == CHOICE:
+            if lit.value not in fld.choices:
+                hint = suggest(lit.value, list(fld.choices))
+                message = _("“%(value)s” is not one of: %(choices)s.") % {"value": _q(lit.value),
+                                                                          "choices": ", ".join(fld.choices)}
+                if hint:
+                    message += " " + _("Did you mean “%(hint)s”?") % {"hint": hint}
+                self.fail(message, lit, context)
+        if kind == REF and source.metric_dims and fld.name == "metric":
+            metrics = self.load_metrics()
+            if lit.value not in metrics:
+                hint = suggest(lit.value, list(metrics))
+                if hint:
+                    self.fail(_("Unknown metric “%(value)s” — did you mean “%(hint)s”?") % {"value": _q(lit.value),
+                                                                                         "hint": hint}, lit, context)
+                self.fail(_("Unknown metric “%(value)s”; the metrics are: %(known)s.")
+                          % {"value": _q(lit.value), "known": ", ".join(sorted(metrics)) or "—"}, lit, context)
+        lit.parsed = lit.value
+
+
+@dataclass
+class _Span:
+    pos: int
+    end: int
+
+
+def _shown(lit: ast.Lit) -> str:
+    if lit.kind == "string":
+        return f"'{_q(lit.value)}'"
+    if lit.kind == "bool":
+        return "true" if lit.value else "false"
+    return str(lit.value)
+
+
+def _tz():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+# --- building SQL for a period ---------------------------------------------------------------------
+
+
+def _ceil_day(instant: dt.datetime) -> dt.date:
+    """The first local day that starts at or after ``instant`` (days before it are wholly before it)."""
+    local = instant.astimezone(_tz())
+    day = local.date()
+    return day if local.time() == dt.time() else day + dt.timedelta(days=1)
+
+
+@dataclass
+class Scope:
+    """What an evaluation is for: the period, the instant "now", and the dimension (None: the company;
+    ``value`` is an id or an OuterRef to the member row)."""
+
+    period: object
+    now: dt.datetime
+    kind: str | None = None
+    value: object = None
+
+    @property
+    def as_of(self) -> dt.datetime:
+        return min(self.period.end, self.now)
+
+
+def window_bounds(window: str, days: int | None, scope: Scope):
+    """``(lower, upper, state_instant)`` of a window as instants (either bound may be None)."""
+    period = scope.period
+    if window == "period":
+        return period.start, period.end, None
+    if window == "previous":
+        return period.previous().start, period.start, None
+    if window == "last":
+        return scope.as_of - dt.timedelta(days=days), scope.as_of, None
+    if window == "all":
+        return None, period.end, None
+    if window == "start":
+        return None, period.start, period.start
+    if window == "end":
+        return None, scope.as_of, scope.as_of
+    raise ValueError(window)  # pragma: no cover
+
+
+def window_q(source: registry.Source, anchor: registry.Field, window: str, days, scope: Scope) -> tuple[Q, object]:
+    lower, upper, at = window_bounds(window, days, scope)
+    path = anchor.path or anchor.name
+    if anchor.type == DATE:
+        lower = _ceil_day(lower) if lower is not None else None
+        upper = _ceil_day(upper) if upper is not None else None
+    q = Q()
+    if lower is not None:
+        q &= Q(**{f"{path}__gte": lower})
+    if upper is not None:
+        q &= Q(**{f"{path}__lt": upper})
+    return q, at
+
+
+class Builder:
+    def __init__(self, compiled: "Compiled", scope: Scope):
+        self.compiled = compiled
+        self.scope = scope
+        self.rate_day = min(scope.period.last_day, scope.as_of.astimezone(_tz()).date())
+        self._sources: dict[int, frozenset] = {}
+
+    def ctx(self, at) -> Ctx:
+        return Ctx(at=at, rate_day=self.scope.period.last_day, contact_rules=self.compiled.contact_rules)
+
+    # Which sources a subtree reads (numbers read none; each snapshot() is its own).
+    def sources_of(self, node) -> frozenset:
+        key = id(node)
+        if key not in self._sources:
+            if isinstance(node, ast.Agg):
+                result = frozenset([node.source.key])
+            elif isinstance(node, ast.SnapshotRef):
+                result = frozenset([("snapshot", id(node))])
+            elif isinstance(node, ast.BinOp):
+                result = self.sources_of(node.left) | self.sources_of(node.right)
+            elif isinstance(node, ast.Neg):
+                result = self.sources_of(node.operand)
+            elif isinstance(node, ast.Inlined):
+                result = self.sources_of(node.expr)
+            else:
+                result = frozenset()
+            self._sources[key] = result
+        return self._sources[key]
+
+    def expression(self, node):
+        sources = self.sources_of(node)
+        if len(sources) == 1:
+            (only,) = sources
+            if isinstance(only, str):
+                return self.subquery(node, registry.get(only))
+        if isinstance(node, ast.Num):
+            return _number(node.value)
+        if isinstance(node, ast.Neg):
+            return _arith(_number(Decimal(-1)), "*", self.expression(node.operand))
+        if isinstance(node, ast.BinOp):
+            return _arith(self.expression(node.left), node.op, self.expression(node.right))
+        if isinstance(node, ast.Inlined):
+            return self.expression(node.expr)
+        if isinstance(node, ast.SnapshotRef):
+            return self.snapshot(node)
+        raise TypeError(node)  # pragma: no cover
+
+    def snapshot(self, node: ast.SnapshotRef):
+        from kpis.models import KpiSnapshot
+
+        rows = KpiSnapshot.objects.filter(kpi_id=node.kpi_id, period_start=self.scope.period.start)
+        if self.scope.kind is None:
+            rows = rows.filter(dimension_kind="", dimension_id=0)
+        else:
+            rows = rows.filter(dimension_kind=self.scope.kind, dimension_id=self.scope.value)
+        return Numeric(Subquery(rows.order_by().values("value")[:1], output_field=_DECIMAL))
+
+    # --- one source ------------------------------------------------------------------------------
+
+    def aggregate_parts(self, node: ast.Agg):
+        """(condition Q, value expression or None, anchor Field) of one aggregate."""
+        source = registry.get(node.source.key)
+        anchor = source.fields[node.by.key] if node.by is not None else source.fields[source.anchor]
+        window = node.window.kind if node.window is not None else source.default_window
+        days = node.window.days if node.window is not None else None
+        q, at = window_q(source, anchor, window, days, self.scope)
+        ctx = self.ctx(at)
+        if node.where is not None:
+            q &= self.condition(node.where, source, ctx)
+        value = None
+        if node.field is not None:
+            fld = source.fields[node.field.key]
+            value = fld.value(ctx)
+            if node.func in ("count", "count_distinct", "latest"):
+                q &= _non_empty(fld, value)
+        return q, value, anchor
+
+    def filter_key(self, node: ast.Agg):
+        with_field = node.field.key if node.field is not None and node.func in ("count", "count_distinct",
+                                                                                "latest") else None
+        return repr((node.by.key if node.by else None, node.window, node.where, with_field))
+
+    def source_rows(self, source: registry.Source, where: Q):
+        rows = source.model._default_manager.filter(where)
+        if self.scope.kind is not None:
+            rows = rows.filter(source.dimension_q(self.scope.kind, self.scope.value))
+        return rows
+
+    def subquery(self, node, source: registry.Source):
+        aggregates = [n for n in ast.walk(node) if isinstance(n, ast.Agg)]
+        parts = {}
+        for agg in aggregates:
+            key = self.filter_key(agg)
+            if key not in parts:
+                parts[key] = self.aggregate_parts(agg)[0]
+        shared = len(parts) == 1
+        where = Q()
+        if shared:
+            (where,) = parts.values()
+        else:
+            for condition in parts.values():
+                where |= condition
+        value = self.inner(node, shared)
+        rows = self.source_rows(source, where).annotate(kpi_value=value).values("kpi_value").order_by()
+        rows.query.group_by = None  # one row of aggregates over the whole (filtered) source
+        return Subquery(rows, output_field=_DECIMAL)
+
+    def inner(self, node, shared: bool):
+        if isinstance(node, ast.Num):
+            return _number(node.value)
+        if isinstance(node, ast.Neg):
+            return _arith(_number(Decimal(-1)), "*", self.inner(node.operand, shared))
+        if isinstance(node, ast.BinOp):
+            return _arith(self.inner(node.left, shared), node.op, self.inner(node.right, shared))
+        if isinstance(node, ast.Inlined):
+            return self.inner(node.expr, shared)
+        return self.aggregate_expression(node, None if shared else self.aggregate_parts(node)[0])
+
+    def aggregate_expression(self, node: ast.Agg, condition: Q | None):
+        _q_unused, value, anchor = self.aggregate_parts(node)
+        extra = {} if condition is None else {"filter": condition}
+        func = node.func
+        if func == "count":
+            return Numeric(Count("pk", **extra))
+        if func == "count_distinct":
+            return Numeric(Count(value, distinct=True, **extra))
+        if func == "sum":
+            return Coalesce(Sum(value, output_field=_DECIMAL, **extra), Value(Decimal(0)), output_field=_DECIMAL)
+        if func == "avg":
+            return Avg(value, output_field=_DECIMAL, **extra)
+        if func == "min":
+            return Min(value, output_field=_DECIMAL, **extra)
+        if func == "max":
+            return Max(value, output_field=_DECIMAL, **extra)
+        if func == "latest":
+            path = anchor.path or anchor.name
+            return First(ArrayAgg(value, order_by=(F(path).desc(), F("pk").desc()), **extra))
+        raise ValueError(func)  # pragma: no cover
+
+    # --- conditions ------------------------------------------------------------------------------
+
+    def condition(self, node, source: registry.Source, ctx: Ctx, negated: bool = False) -> Q:
+        if isinstance(node, ast.Or):
+            q = Q()
+            for item in node.items:
+                q |= self.condition(item, source, ctx, negated)
+            return q
+        if isinstance(node, ast.And):
+            q = Q()
+            for item in node.items:
+                q &= self.condition(item, source, ctx, negated)
+            return q
+        if isinstance(node, ast.Not):
+            return ~self.condition(node.item, source, ctx, not negated)
+        if isinstance(node, ast.Has):
+            return Q(self.has(node, source, ctx))
+        fld = source.fields[node.field.key]
+        if isinstance(node, ast.Flag):
+            return fld.is_true(ctx)
+        value = fld.value(ctx)
+        if isinstance(node, ast.Empty):
+            q = Q(IsNull(value, True))
+            if fld.type in (TEXT, CHOICE):
+                q |= Q(Exact(value, ""))
+            return ~q if node.negate else q
+        if fld.type == BOOL:  # field = true / false
+            wanted = node.literal.value if node.op == "=" else not node.literal.value
+            return fld.is_true(ctx) if wanted else ~fld.is_true(ctx)
+        if isinstance(node, ast.Compare):
+            if node.op == "!=":
+                return ~self.matches(fld, value, [node.literal], "=", negated=True)
+            return self.matches(fld, value, [node.literal], node.op, negated)
+        if node.negate:
+            return ~self.matches(fld, value, node.literals, "in", negated=True)
+        return self.matches(fld, value, node.literals, "in", negated)
+
+    def matches(self, fld: registry.Field, value, literals, op: str, negated: bool) -> Q:
+        """The rows whose field compares true; under a negation the test also requires a value, so that
+        ``not (…)`` keeps the rows without one."""
+        values = [lit.parsed for lit in literals]
+        if fld.type == REF:
+            model_label, name_field = fld.ref
+            from django.apps import apps
+
+            names = apps.get_model(model_label)._default_manager.filter(**{f"{name_field}__in": values})
+            q = Q(In(value, names.values("pk")))
+        elif op == "in":
+            q = Q(In(value, values))
+        else:
+            q = Q(_LOOKUPS[op](value, values[0]))
+        if negated:
+            q &= Q(IsNull(value, False))
+        return q
+
+    def has(self, node: ast.Has, source: registry.Source, ctx: Ctx):
+        relation = source.relations[node.relation.key]
+        target = registry.get(relation.target)
+        rows = target.model._default_manager.filter(**{relation.link: OuterRef("pk")})
+        at = ctx.at
+        if node.window is not None:
+            q, window_at = window_q(target, target.fields[target.anchor], node.window.kind, node.window.days,
+                                    self.scope)
+            rows = rows.filter(q)
+            at = window_at or at
+        else:
+            rows = rows.filter(window_q(target, target.fields[target.anchor], "all", None, self.scope)[0])
+        if node.where is not None:
+            rows = rows.filter(self.condition(node.where, target, Ctx(at=at, rate_day=ctx.rate_day,
+                                                                      contact_rules=ctx.contact_rules)))
+        return Exists(rows.order_by())
+
+
+class First(Func):
+    """The first element of an array aggregate: ``latest``."""
+
+    template = "(%(expressions)s)[1]"
+    output_field = DecimalField()
+
+
+def _number(number: Decimal):
+    return Numeric(Value(number, output_field=_DECIMAL))
+
+
+def _non_empty(fld: registry.Field, value) -> Q:
+    q = Q(IsNull(value, False))
+    if fld.type in (TEXT, CHOICE):
+        q &= ~Q(Exact(value, ""))
+    return q
+
+
+def _arith(left, op: str, right):
+    if op == "/":
+        right = NullIf(right, Value(Decimal(0), output_field=_DECIMAL))
+    if op == "+":
+        combined = left + right
+    elif op == "-":
+        combined = left - right
+    elif op == "*":
+        combined = left * right
+    else:
+        combined = left / right
+    return ExpressionWrapper(combined, output_field=_DECIMAL)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+class _Guard:
+    """Run one statement with ``SET LOCAL statement_timeout`` and, outside a transaction, read-only.
+
+    The settings are made on the raw connection, so the statement itself is the only query Django logs.
+    """
+
+    def __init__(self, using: str = DEFAULT_DB_ALIAS):
+        self.connection = connections[using]
+        self.timeout = int(getattr(settings, "KPI_STATEMENT_TIMEOUT_MS", 30000))
+        self.atomic = None
+        self.previous = None
+
+    def __enter__(self):
+        conn = self.connection
+        if not conn.in_atomic_block:
+            self.atomic = transaction.atomic(using=conn.alias)
+            self.atomic.__enter__()
+        conn.ensure_connection()
+        with conn.connection.cursor() as raw:
+            if self.atomic is not None:
+                raw.execute("SET TRANSACTION READ ONLY")
+            else:
+                raw.execute("SHOW statement_timeout")
+                self.previous = raw.fetchone()[0]
+            raw.execute(f"SET LOCAL statement_timeout = {self.timeout:d}")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.atomic is not None:
+            return self.atomic.__exit__(exc_type, exc, tb)
+        if exc_type is None and self.previous is not None:
+            try:
+                with self.connection.connection.cursor() as raw:
+                    raw.execute("SELECT set_config('statement_timeout', %s, true)", [self.previous])
+            except DatabaseError:  # pragma: no cover
+                pass
+        return False
+
+
+def _run(fetch):
+    try:
+        with _Guard():
+            return fetch()
+    except DatabaseError as exc:
+        if "statement timeout" in str(exc) or "canceling statement" in str(exc):
+            raise FormulaTimeout(
+                _("The KPI took too long to compute (more than %(s)s s).")
+                % {"s": int(getattr(settings, "KPI_STATEMENT_TIMEOUT_MS", 30000)) // 1000}
+            ) from exc
+        raise
+
+
+def _as_decimal(value) -> Decimal | None:
+    if value is None:
+        return None
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def scalar(expression) -> Decimal | None:
+    """``SELECT <expression>`` — one statement, no FROM."""
+    from kpis.models import Kpi
+
+    def fetch():
+        connection = connections[DEFAULT_DB_ALIAS]
+        query = Query(Kpi)
+        compiler = query.get_compiler(using=DEFAULT_DB_ALIAS)
+        sql, params = compiler.compile(expression.resolve_expression(query))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + sql, params)
+            return _as_decimal(cursor.fetchone()[0])
+
+    return _run(fetch)
+
+
+# --- the public objects ----------------------------------------------------------------------------
+
+
+@dataclass
+class Leaf:
+    """One aggregate of a compiled formula, for drill-down: the rows it counts and its own value."""
+
+    node: ast.Agg
+    compiled: "Compiled" = field(repr=False)
+
+    @property
+    def text(self) -> str:
+        return self.node.text
+
+    @property
+    def source(self) -> str:
+        return self.node.source.key
+
+    @property
+    def model(self):
+        return registry.get(self.source).model
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.node.text.split())
+
+    def records(self, period, dimension=None):
+        scope = self.compiled.scope(period, dimension)
+        builder = Builder(self.compiled, scope)
+        condition, _value, _anchor = builder.aggregate_parts(self.node)
+        return builder.source_rows(registry.get(self.source), condition)
+
+    def value(self, period, dimension=None) -> Decimal | None:
+        builder = Builder(self.compiled, self.compiled.scope(period, dimension))
+        return scalar(builder.expression(self.node))
+
+
+class Compiled:
+    def __init__(self, text: str, tree, resolver: Resolver):
+        self.text = text
+        self.tree = tree
+        self.references = resolver.references
+        self.snapshot_references = resolver.snapshot_references
+        self.contact_rules = resolver.contact_rules
+        allowed = set(DIMENSION_ORDER)
+        for kinds in resolver.dimension_sets:
+            allowed &= kinds
+        self.dimensions = [kind for kind in DIMENSION_ORDER if kind in allowed]
+        self.leaves = [Leaf(node, self) for node in resolver.aggregates]
+        self.uses_money = any(
+            node.field is not None and node.source.key == "deals" and node.field.key in ("amount", "weighted_amount")
+            for node in resolver.aggregates
+        )
+
+    def __repr__(self):
+        return f"<Compiled {self.text[:60]!r}>"
+
+    def check_kind(self, kind: str):
+        if kind not in self.dimensions:
+            from kpis.models import DimensionKind
+
+            label = DimensionKind(kind).label.lower() if kind in DimensionKind.values else str(kind)[:20]
+            raise FormulaError(_("This KPI cannot be broken down by %(kind)s.") % {"kind": label})
+
+    def scope(self, period, dimension=None, now=None) -> Scope:
+        now = now or timezone.now()
+        if dimension is None:
+            return Scope(period, now)
+        self.check_kind(dimension.kind)
+        return Scope(period, now, dimension.kind, dimension.id)
+
+    def expression(self, period, dimension=None, now=None):
+        """The ORM expression of the formula for a period (and dimension), e.g. to annotate a queryset."""
+        return Builder(self, self.scope(period, dimension, now)).expression(self.tree)
+
+    def evaluate(self, period, dimension=None) -> Decimal | None:
+        return scalar(self.expression(period, dimension))
+
+    def evaluate_members(self, period, kind: str) -> dict:
+        from kpis import dimensions
+
+        self.check_kind(kind)
+        scope = Scope(period, timezone.now(), kind, OuterRef("pk"))
+        expression = Builder(self, scope).expression(self.tree)
+        rows = dimensions.members(kind).annotate(kpi_value=expression).values_list("pk", "kpi_value")
+        return _run(lambda: {pk: _as_decimal(value) for pk, value in rows})
+
+    def unconverted_currencies(self, period) -> list[str]:
+        """Currencies of deals that have no exchange rate for the period (their amounts are left out)."""
+        if not self.uses_money:
+            return []
+        from kpis.models import ExchangeRate
+        from pipeline.models import Deal
+
+        rated = ExchangeRate.objects.filter(valid_from__lte=period.last_day).values("currency")
+        return sorted(
+            Deal.objects.exclude(currency=settings.CRM_CURRENCY).exclude(currency__in=rated)
+            .order_by().values_list("currency", flat=True).distinct()
+        )
+
+
+def compile_formula(text: str, slug: str | None = None) -> Compiled:
+    """Parse and check ``text``; raise FormulaError (with a position) when it is not a valid formula."""
+    tree = parse(text)
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise FormulaError(_("The formula is too long: split it into KPIs and use kpi('…')."), 0, len(text))
+    resolver = Resolver(text, slug)
+    tree = resolver.resolve(tree, (slug,) if slug else ())
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise FormulaError(_("The formula is too long: split it into KPIs and use kpi('…')."), 0, len(text))
+    return Compiled(text, tree, resolver)
+
+
+__all__ = ["AGGREGATES", "Compiled", "FormulaError", "FormulaTimeout", "Leaf", "compile_formula"]
