@@ -401,9 +401,12 @@ def kpi_drilldown(request, slug: str):
     if errors:
         return render(request, "kpis/drilldown.html", context, status=400)
 
-    records, records_error = _safely(lambda: leaf.records(period, dimension), kpi.slug)
-    if records_error:
-        context["errors"] = {"records": records_error}
+    from .formula import FormulaError
+
+    try:  # builds the query only; it runs below
+        records = leaf.records(period, dimension)
+    except (FormulaError, ValueError) as exc:
+        context["errors"] = {"records": str(exc)}
         return render(request, "kpis/drilldown.html", context, status=400)
     model = records.model
     visible = _visible(model, request.user)

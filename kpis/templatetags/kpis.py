@@ -38,6 +38,12 @@ def format_number(value, decimals: int) -> str:
     return floatformat(value, f"{decimals}g")
 
 
+def format_value(value, kpi) -> str:
+    """A KPI value as people read it (see ``kpis.selectors.format_value``); kept here for callers that
+    format with the page's helpers (the API's ``formatted``)."""
+    return selectors.format_value(kpi, None if value == "" else value)
+
+
 @register.filter
 def kpi_value(value, kpi) -> str:
     """``{{ value|kpi_value:kpi }}``: the value in the KPI's unit and decimals (12.5%, Turkish %12,5;

@@ -10,8 +10,12 @@ from django.utils import timezone, translation
 from kpis import periods
 from kpis.models import Frequency, Kpi, KpiSnapshot
 from kpis.templatetags.kpis import chart, kpi_value, sparkline
+from pipeline.models import Deal
 
 DASHBOARD = "/kpis/"
+# session, user, notifications badge, the KPI, the viewer's teams, the counts (total and visible, in a
+# savepoint: 3), one page of rows
+DRILLDOWN_QUERIES = 9
 
 
 def make_kpi(slug="test-win-rate", **fields) -> Kpi:
@@ -258,3 +262,162 @@ def test_chart_shades_the_benchmark_band():
     assert drawn["band"]["y"] == "52.0" and drawn["band"]["height"] == "40.0"
     assert len(drawn["dots"]) == 2
 
+
+
+# --- live values and the drill-down (through the formula compiler) -----------------------------------------
+
+@pytest.fixture
+def three_deals(make_deal, alice, bob, charlie):
+    """This week: alice's and bob's deals in North, charlie's in South."""
+    return {name: make_deal(user, name=name) for name, user in (("A1", alice), ("B1", bob), ("C1", charlie))}
+
+
+def test_kpi_page_shows_definition_history_breakdown_and_the_live_value(client_for, mona, north, south,
+                                                                        three_deals):
+    kpi = make_kpi("test-deals", decimals=0, description="Deals created in the period.",
+                   benchmark_low=Decimal(1), benchmark_high=Decimal(5))
+    now = periods.containing(kpi.frequency)
+    snap(kpi, now, Decimal(3))
+    snap(kpi, now.previous(), Decimal(1))
+    snap(kpi, now, Decimal(2), kind="team", member_id=north.pk, label="North")
+    snap(kpi, now.previous(), Decimal(1), kind="team", member_id=north.pk, label="North")
+    client = client_for(mona)
+
+    response = client.get("/kpis/test-deals/", {"by": "team"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Deals created in the period." in html
+    assert find_testid(html, "formula", "pre") == "count(deals)"
+    # A1 + B1 + C1 = 3 deals created this week, inside the band 1–5
+    assert find_testid(html, "live-value") == "3"
+    assert find_testid(find_testid_block(html, "live"), "benchmark-status") == "inside"
+    assert html.count('class="chart-dot"') == 2
+    rows = breakdown(html)
+    # North: 2 now, 1 before → +1 (+100%); South has no snapshot yet
+    assert rows["North"][:3] == ["2", "1", "▲ +1 (+100%)"]
+    assert rows["South"][:2] == ["no snapshot yet", "—"]
+    assert f"?leaf=0&amp;period={now.key}" in html
+
+    north_only = client.get("/kpis/test-deals/", {"dimension": f"team:{north.pk}", "period": now.key})
+    # A1 + B1 = 2 deals of North
+    assert find_testid(north_only.content.decode(), "live-value") == "2"
+    last_week = client.get("/kpis/test-deals/", {"period": now.previous().key})
+    assert find_testid(last_week.content.decode(), "live-value") == "0"
+
+
+def find_testid_block(html: str, name: str) -> str:
+    match = re.search(rf'data-testid="{name}">(.*?)</section>', html, re.S)
+    assert match, f"no {name}"
+    return match.group(1)
+
+
+def breakdown(html: str) -> dict[str, list[str]]:
+    table = re.search(r'data-testid="breakdown">(.*?)</table>', html, re.S).group(1)
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S):
+        cells = [text(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def records(html: str) -> list[str]:
+    table = re.search(r'data-testid="records">(.*?)</table>', html, re.S).group(1)
+    return [text(name) for name in re.findall(r'<tr><td><a href="/deals/\d+/">(.*?)</a>', table)]
+
+
+@pytest.mark.parametrize("persona, listed, hidden", [
+    ("charlie", ["C1"], 2),
+    ("mona", ["B1", "A1"], 1),
+    ("sam", ["C1", "B1", "A1"], 0),
+])
+def test_drilldown_lists_only_the_deals_the_viewer_may_see_and_counts_the_rest(
+        request, client_for, three_deals, persona, listed, hidden):
+    make_kpi("test-deals")
+    period = periods.containing(Frequency.WEEKLY)
+
+    response = client_for(request.getfixturevalue(persona)).get(
+        "/kpis/test-deals/records/", {"leaf": 0, "period": period.key})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert records(html) == listed
+    assert find_testid(html, "record-count") == "3 records (deals)"
+    if hidden:
+        assert find_testid(html, "hidden-count", "p").startswith(f"{hidden} record")
+    else:
+        assert 'data-testid="hidden-count"' not in html
+
+
+def test_drilldown_of_the_win_rate_lists_the_won_deals(client_for, bob, stages, three_deals):
+    won, lost = three_deals["A1"], three_deals["B1"]
+    now = timezone.now()
+    Deal.objects.filter(pk=won.pk).update(status=Deal.Status.WON, stage=stages["Won"], closed_at=now)
+    Deal.objects.filter(pk=lost.pk).update(status=Deal.Status.LOST, stage=stages["Lost"], closed_at=now)
+    make_kpi("test-win", unit=Kpi.Unit.PERCENT, formula=(
+        "count(deals where status = 'won' by closed_at) * 100 "
+        "/ count(deals where status in ('won', 'lost') by closed_at)"))
+    week = periods.containing(Frequency.WEEKLY).key
+    client = client_for(bob)
+
+    assert records(client.get("/kpis/test-win/records/", {"leaf": 0, "period": week}).content.decode()) == ["A1"]
+    assert records(client.get("/kpis/test-win/records/", {"leaf": 1, "period": week}).content.decode()) == [
+        "B1", "A1"]
+    # 1 won ÷ 2 closed × 100 = 50%
+    assert find_testid(client.get("/kpis/test-win/").content.decode(), "live-value") == "50.0%"
+
+
+@pytest.mark.parametrize("params, message", [
+    ({}, "is not an aggregate of this formula; choose a number from 0 to 0."),
+    ({"leaf": "1"}, "is not an aggregate of this formula"),
+    ({"leaf": "-1"}, "is not an aggregate of this formula"),
+    ({"leaf": "0", "period": "2026-W99"}, "is not a weekly period"),
+    ({"leaf": "0", "dimension": "team:0"}, "There is no team with id 0."),
+    ({"leaf": "0", "cursor": "garbage"}, "Invalid cursor"),
+])
+def test_bad_drilldown_parameters_are_a_clear_400(client_for, mona, params, message):
+    make_kpi("test-deals")
+    response = client_for(mona).get("/kpis/test-deals/records/", params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_drilldown_queries_do_not_grow_with_the_records(client_for, mona, make_deal, alice,
+                                                       django_assert_num_queries):
+    make_kpi("test-deals")
+    client = client_for(mona)
+    url = "/kpis/test-deals/records/?leaf=0"
+    make_deal(alice, name="first")
+    client.get(url)  # warm caches (content types, the default pipeline) that are not per-request work
+    with django_assert_num_queries(DRILLDOWN_QUERIES):
+        assert client.get(url).status_code == 200
+    for i in range(5):
+        make_deal(alice, name=f"more {i}")
+    with django_assert_num_queries(DRILLDOWN_QUERIES):
+        assert len(records(client.get(url).content.decode())) == 6
+
+
+def test_drilldown_of_stage_changes_links_only_the_deals_the_viewer_may_see(client_for, charlie, three_deals):
+    make_kpi("test-moves", formula="count(stage_changes)")
+    week = periods.containing(Frequency.WEEKLY).key
+
+    response = client_for(charlie).get("/kpis/test-moves/records/", {"leaf": 0, "period": week})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    # each deal was created into its first stage: one stage change per deal, all listed (they are not
+    # restricted row by row), but only charlie's own deal is named and linked
+    assert find_testid(html, "record-count") == "3 records (stage changes)"
+    assert records(html) == ["C1"]
+    assert html.count("(hidden deal)") == 2
+    assert "A1" not in html and "B1" not in html
+
+
+def test_a_kpi_whose_formula_no_longer_compiles_still_shows_its_page(client_for, mona):
+    make_kpi("test-broken", formula="count(dealz)")
+    response = client_for(mona).get("/kpis/test-broken/")
+    assert response.status_code == 200
+    assert "dealz" in find_testid(response.content.decode(), "formula-error", "p")
+    drill = client_for(mona).get("/kpis/test-broken/records/", {"leaf": 0})
+    assert drill.status_code == 400
+    assert "dealz" in drill.content.decode()
