@@ -106,7 +106,7 @@ class ExternalMetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ap
     serializer_class = ExternalMetricSerializer
     filterset_class = ExternalMetricFilter
     lookup_field = "key"
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
     sort_options = [SortOption("key", "key"), SortOption("name", "name")]
     default_sort = "key"
     queryset = ExternalMetric.objects.all()

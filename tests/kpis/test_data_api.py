@@ -188,6 +188,24 @@ def test_admins_create_metrics_and_everyone_reads_them(api_for, sam, alice, inte
     assert ExternalMetric.objects.count() == 1
 
 
+@pytest.mark.parametrize("path", [f"{METRICS}%00/", f"{METRICS}ödeme/", f"{METRICS}{'x' * 5000}/",
+                                  f"{VALUES}abc/", f"{VALUES}99999999999999999999999/", f"{SURVEYS}%00/",
+                                  f"{RATES}-1/"])
+def test_odd_urls_are_404s(api_for, integ, path):
+    assert api_for(integ).get(path).status_code == 404
+
+
+def test_nul_characters_and_odd_query_values_are_400s(api_for, integ, spend):
+    api = api_for(integ)
+    assert api.get(VALUES, {"metric": "a\x00b"}).status_code == 400
+    assert api.get(SURVEYS, {"external_id": "a\x00b"}).status_code == 400
+    assert api.get(RATES, {"currency": "\x00\x00"}).status_code == 400
+    response = api.post(SURVEYS, {"score": 5, "comment": "a\x00b", "external_id": "\x00"}, format="json")
+    assert response.status_code == 400 and set(errors(response)) == {"comment", "external_id"}
+    response = api.post(VALUES, {"metric": "a\x00", "period": "\x00", "value": 1}, format="json")
+    assert response.status_code == 400
+
+
 def test_metric_errors(api_for, sam, spend):
     api = api_for(sam)
     taken = api.post(METRICS, {"key": "marketing_spend", "name": "Again"}, format="json")
