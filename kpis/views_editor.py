@@ -111,8 +111,10 @@ def kpi_preview(request):
 
 
 def _editor_page(request, form: KpiForm, *, kpi: Kpi | None = None, preview=None, status=200):
+    from .builtins import display_name
+
     return render(request, "kpis/editor.html", {
-        "form": form, "kpi": kpi, "preview": preview,
+        "form": form, "kpi": kpi, "preview": preview, "kpi_name": display_name(kpi) if kpi else "",
         "problem": form.formula_problem,
     }, status=status)
 

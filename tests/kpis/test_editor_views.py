@@ -400,3 +400,29 @@ def test_every_example_in_the_help_compiles(example):
 
 def test_the_edit_form_keeps_frequency_choices():
     assert dict(KpiForm().fields["frequency"].choices)[Frequency.WEEKLY] == "Weekly"
+
+
+@pytest.mark.parametrize("text, position, end, excerpt, caret, line, column", [
+    # The end of the formula (a missing ")"): the caret just past the last character.
+    ("count(deals", 11, 12, "count(deals", " " * 11 + "^", 1, 12),
+    # A tab keeps its width so the caret lines up.
+    ("a\tb + x", 4, 5, "a\tb + x", " \t  ^", 1, 5),
+    # The second line of a formula with a comment.
+    ("# c\n  sum(deals.name)", 12, 16, "  sum(deals.name)", " " * 8 + "^~~~", 2, 9),
+])
+def test_the_caret_sits_under_the_error(text, position, end, excerpt, caret, line, column):
+    problem = FormulaProblem.build(text, "message", position, end)
+    assert (problem.excerpt, problem.caret, problem.line, problem.column) == (excerpt, caret, line, column)
+
+
+def test_a_long_line_is_cut_around_the_error():
+    text = "x" * 200 + " bad " + "y" * 200
+    problem = FormulaProblem.build(text, "message", 201, 204)
+    assert problem.excerpt.startswith("…") and problem.excerpt.endswith("…") and len(problem.excerpt) == 82
+    assert problem.excerpt[problem.caret.index("^"):][:3] == "bad" and problem.caret.endswith("^~~")
+
+
+def test_a_problem_without_a_position_has_no_caret():
+    problem = FormulaProblem.build("count(deals)", "The formula is too long.", None)
+    assert (problem.caret, problem.line) == ("", None)
+    assert FormulaProblem.build("abc", "m", 99).caret == ""  # a position outside the text is ignored
