@@ -238,6 +238,8 @@ SPECTACULAR_SETTINGS = {
         # The consent status and the activity kind keep the names they had before stages and deals came.
         "StatusEnum": "contacts.models.Consent.Status",
         "KindEnum": "contacts.models.Activity.Kind",
+        # KPI dimensions and the dimension an external metric is kept per are one choice set.
+        "DimensionKindEnum": "kpis.models.DimensionKind",
     },
 }
 
