@@ -17,8 +17,9 @@ What the built-in KPIs read that the contacts and deals demos do not write:
   today for a past month would only see the deals still open today, so forecast accuracy needs these;
 - the demo users joined two years ago (the adoption KPI counts users who had joined by the period end).
 
-It runs once: when the database already has metric values or survey responses nothing is added. Everything is
-set-based SQL or capped in size, so it also runs after a million contacts.
+It runs once, after there are deals: when the database already has metric values or survey responses, or has no
+deals yet, nothing is added. Everything is set-based SQL or capped in size, so it also runs after a million
+contacts.
 """
 
 import datetime as dt
@@ -63,7 +64,7 @@ CHANNELS = [c for c, _label in SurveyResponse.Channel.choices]
 
 @dataclass
 class KpiDemoSummary:
-    skipped: bool = False
+    skipped: str = ""  # why nothing was added
     customers_from_deals: int = 0
     exchange_rates: int = 0
     metric_values: int = 0
@@ -76,7 +77,7 @@ class KpiDemoSummary:
 
 def describe(summary: KpiDemoSummary) -> str:
     if summary.skipped:
-        return "KPI demo data is already there (metric values or survey responses): none added."
+        return f"KPI demo data: none added ({summary.skipped})."
     return (f"KPI demo data: {summary.customers_from_deals:,} contacts became customers with their won deals, "
             f"{summary.exchange_rates:,} exchange rates, {summary.metric_values:,} metric values, "
             f"{summary.survey_responses:,} survey responses, {summary.forecast_snapshots:,} sales forecast "
@@ -92,9 +93,15 @@ class KpiDemoSeeder:
         self.summary = KpiDemoSummary()
 
     def run(self) -> KpiDemoSummary:
+        from pipeline.models import Deal
+
         install_builtins()
         if MetricValue.objects.exists() or SurveyResponse.objects.exists():
-            self.summary.skipped = True
+            self.summary.skipped = "the database already has metric values or survey responses"
+            return self._done()
+        if not Deal.objects.exists():
+            # Spend is sized on the won amounts, customers come from won deals: wait for the deals.
+            self.summary.skipped = "there are no deals yet"
             return self._done()
         with transaction.atomic():
             self._backdate_users()

@@ -113,10 +113,16 @@ def test_sales_forecast_snapshots_as_at_each_months_start(seeded):
         assert rows.filter(period_start=start, dimension_kind="source").exists()
 
 
+def test_nothing_without_deals():
+    out = seed(deals=0, contacts=50)
+    assert "KPI demo data: none added (there are no deals yet)." in out
+    assert not MetricValue.objects.exists() and not SurveyResponse.objects.exists()
+
+
 def test_running_again_adds_nothing(seeded):
     counts = (MetricValue.objects.count(), SurveyResponse.objects.count(), KpiSnapshot.objects.count(),
               LifecycleChange.objects.count())
     again = seed()
-    assert "KPI demo data is already there" in again
+    assert "KPI demo data: none added (the database already has metric values or survey responses)." in again
     assert counts == (MetricValue.objects.count(), SurveyResponse.objects.count(), KpiSnapshot.objects.count(),
                       LifecycleChange.objects.count())
