@@ -8,6 +8,7 @@ COPY accounts accounts
 COPY contacts contacts
 COPY pipeline pipeline
 COPY kpis kpis
+COPY okrs okrs
 RUN pip install --no-cache-dir .
 COPY . .
 RUN SECRET_KEY=build-only DEBUG=false python manage.py collectstatic --no-input \

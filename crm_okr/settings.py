@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "contacts",
     "pipeline",
     "kpis",
+    "okrs",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""OKRs: cycles, objectives, key results, check-ins and initiatives."""
