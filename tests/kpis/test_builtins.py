@@ -3,13 +3,15 @@ fixture with its exact value, through the formula compiler and through the hand-
 kpis/reference_sql.py (the two must agree).
 
 Times are local (Europe/Istanbul, UTC+3 all year). Weekly periods are ISO weeks: 2026-W41 is Mon 5 Oct –
-Mon 12 Oct 2026. Every period used here has ended, so "at the period end" is the period's end.
+Mon 12 Oct 2026. The tests run on 23 Nov 2026 (time_machine), so every period used has ended and "at the period
+end" is the period's end — except December's forecast, which only reads the current status.
 """
 
 import datetime as dt
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.utils import translation
 
@@ -58,6 +60,12 @@ def assert_value(slug: str, the_period, expected: Decimal) -> None:
     assert reference == expected, f"reference SQL of {slug}: {reference} != {expected}"
     compiled = evaluated(slug, the_period)
     assert compiled == expected, f"formula of {slug}: {compiled} != {expected}"
+
+
+@pytest.fixture(autouse=True)
+def today():
+    with time_machine.travel(dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC), tick=True):
+        yield
 
 
 @pytest.fixture
