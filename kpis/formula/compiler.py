@@ -208,9 +208,9 @@ class Resolver:
             if node.func in NUMERIC_AGGREGATES and fld.type not in NUMERIC_TYPES:
                 self.fail(_("“%(func)s” needs a number field; “%(name)s” is %(type)s.")
                           % {"func": node.func, "name": fld.name, "type": fld.type_label}, node.field, context)
-            if node.func == "count_distinct" and fld.type == BOOL:
-                self.fail(_("“count_distinct” cannot count a yes/no field; use count(%(source)s where %(name)s).")
-                          % {"source": source.name, "name": fld.name}, node.field, context)
+            if node.func in ("count", "count_distinct") and fld.type == BOOL:
+                self.fail(_("“%(func)s” cannot count a yes/no field; use count(%(source)s where %(name)s).")
+                          % {"func": node.func, "source": source.name, "name": fld.name}, node.field, context)
         elif node.func != "count":
             example = {"sum": "amount", "avg": "amount", "min": "amount", "max": "amount", "latest": "value",
                        "count_distinct": "customer"}.get(node.func, "amount")

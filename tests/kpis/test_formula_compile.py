@@ -346,3 +346,165 @@ class TestLeaves:
         assert "pipeline" not in compiled.dimensions
         with pytest.raises(FormulaError):
             compiled.evaluate_members(JAN, "pipeline")
+
+
+BUILTIN_FORMULAS = [
+    "count(deals) * 100 / count(contacts)",
+    "avg(deals.cycle_days where status = 'won' by closed_at)",
+    "sum(deals.amount where status = 'open' at period end)",
+    WIN_RATE,
+    "sum(deals.amount where status = 'won' by closed_at) / count(deals where status = 'won' by closed_at)",
+    "sum(metrics.value where metric in ('marketing_spend', 'sales_spend')) / "
+    "count_distinct(lifecycle_changes.contact where to_stage = 'customer')",
+    "kpi('average-deal-value') * (count(deals where status = 'won' by closed_at during last 365 days) / "
+    "count_distinct(deals.customer where status = 'won' by closed_at during last 365 days)) * "
+    "latest(metrics.value where metric = 'customer_lifetime_years' during all time)",
+    "count_distinct(lifecycle_changes.contact where to_stage = 'churned') * 100 / "
+    "count(contacts where lifecycle_stage in ('customer', 'advocate') at period start)",
+    "count(deals where status = 'open' at period end) * kpi('average-deal-value') * kpi('win-rate') / 100 / "
+    "kpi('sales-cycle-length')",
+    "(sum(deals.amount where status = 'won' by closed_at) - sum(metrics.value where metric = 'marketing_spend')) "
+    "* 100 / sum(metrics.value where metric = 'marketing_spend')",
+    "count(activities where kind != 'task' or done) / count(deals)",
+    "sum(deals.amount where status = 'won' by closed_at) * 100 / snapshot('sales-forecast')",
+    "sum(deals.weighted_amount where status = 'open' by expected_close_date)",
+    "count(users where active and role in ('rep', 'manager') and (has activities during last 7 days or has changes "
+    "during last 7 days or has stage_changes during last 7 days)) * 100 / "
+    "count(users where active and role in ('rep', 'manager'))",
+    "count(contacts where complete and not archived at period end) * 100 / "
+    "count(contacts where not archived at period end)",
+    "(count(survey_responses where kind = 'nps' and score >= 9) - count(survey_responses where kind = 'nps' and "
+    "score <= 6)) * 100 / count(survey_responses where kind = 'nps')",
+]
+
+
+class TestValidation:
+    @pytest.fixture
+    def referenced(self, db):
+        """The KPIs and metrics the built-in formulas refer to (created here unless a migration made them)."""
+        for slug, formula in (
+            ("average-deal-value", BUILTIN_FORMULAS[4]), ("win-rate", WIN_RATE),
+            ("sales-cycle-length", BUILTIN_FORMULAS[1]), ("sales-forecast", BUILTIN_FORMULAS[12]),
+        ):
+            Kpi.objects.update_or_create(slug=slug, defaults={"name": slug, "formula": formula})
+        for key, kind in (("marketing_spend", "source"), ("sales_spend", ""), ("customer_lifetime_years", "")):
+            ExternalMetric.objects.update_or_create(key=key, defaults={"name": key, "dimension_kind": kind})
+
+    @pytest.mark.parametrize("text", BUILTIN_FORMULAS)
+    def test_builtin_formulas_compile(self, referenced, text):
+        compiled = compile_formula(text)
+        assert compiled.leaves
+
+    def test_builtin_dimensions(self, referenced):
+        assert compile_formula(BUILTIN_FORMULAS[0]).dimensions == ["team", "owner", "source"]
+        assert compile_formula(BUILTIN_FORMULAS[3]).dimensions == ["team", "owner", "pipeline", "source"]
+        assert compile_formula(BUILTIN_FORMULAS[9]).dimensions == ["source"]
+        assert compile_formula(BUILTIN_FORMULAS[11]).dimensions == ["team", "owner", "pipeline", "source"]
+        assert compile_formula(BUILTIN_FORMULAS[13]).dimensions == ["team", "owner"]
+        ltv = compile_formula(BUILTIN_FORMULAS[6])
+        assert ltv.references == ["average-deal-value"]
+        assert len(ltv.leaves) == 5  # 2 inlined from average-deal-value + 3
+
+    @pytest.mark.parametrize("text, message, position", [
+        ("count(deals where stauts = 'won')", "Unknown field “stauts” on deals — did you mean “status”?", 18),
+        ("sum(deals.name)", "“sum” needs a number field; “name” is text.", 10),
+        ("count(deals where status = 'wonn')", "“wonn” is not one of: open, won, lost.", 27),
+        ("count(deal)", "Unknown source “deal” — did you mean “deals”?", 6),
+        ("count(changes)", "Unknown source “changes”", 6),
+        ("sum(deals)", "“sum” needs a field, e.g. sum(deals.amount).", 0),
+        ("count(deals by name)", "“by” needs a date field; “name” is text.", 15),
+        ("count(deals where amount = 'big')", "compare it with a number", 27),
+        ("count(deals where name = 3)", "compare it with a text in quotes", 25),
+        ("count(deals where status > 'open')", "compare it with = or !=", 18),
+        ("count(deals where name)", "not a yes/no field", 18),
+        ("count(deals where created_at < '2026-13-01')", "not a date", 31),
+        ("count(deals where has stage_chnges)", "did you mean “stage_changes”?", 22),
+        ("count(deals where has contacts)", "“has” can follow: activities, stage_changes", 22),
+        ("count(users where has activities where kindd = 'call')", "Unknown field “kindd” on activities", 39),
+        ("sum(metrics.value where metric = 'marketing_spnd')", "did you mean “marketing_spend”?", 33),
+        ("count(deals where stale = 1)", "compare it with true or false", 26),
+        ("count(deals where stale is empty)", "never empty", 18),
+    ])
+    def test_errors(self, referenced, text, message, position):
+        with pytest.raises(FormulaError) as info:
+            compile_formula(text)
+        assert message in info.value.message
+        assert info.value.position == position
+
+    def test_unknown_kpi_suggests(self, referenced):
+        with pytest.raises(FormulaError) as info:
+            compile_formula("kpi('win-rat') * 2")
+        assert info.value.message == "Unknown KPI “win-rat” — did you mean “win-rate”?"
+        assert (info.value.position, info.value.end) == (4, 13)
+        with pytest.raises(FormulaError, match="Unknown KPI “nope”"):
+            compile_formula("snapshot('nope')")
+
+    def test_cycles(self, db):
+        Kpi.objects.create(slug="a", name="a", formula="kpi('b') + 1")
+        Kpi.objects.create(slug="b", name="b", formula="kpi('a') * 2")
+        with pytest.raises(FormulaError) as info:
+            compile_formula("kpi('b')", slug="a")
+        assert info.value.message == "KPI references form a cycle: a → b → a."
+        with pytest.raises(FormulaError, match="cycle: a → a"):
+            compile_formula("kpi('a')", slug="a")
+        with pytest.raises(FormulaError, match="cycle: a → b → a"):
+            compile_formula("kpi('a')")  # the stored pair already loops
+
+    def test_reference_depth(self, db):
+        Kpi.objects.create(slug="k0", name="k0", formula="1")
+        for i in range(1, 7):
+            Kpi.objects.create(slug=f"k{i}", name=f"k{i}", formula=f"kpi('k{i - 1}') + 1")
+        assert compile_formula("kpi('k4')").evaluate(JAN) == 5
+        with pytest.raises(FormulaError, match="nested too deeply"):
+            compile_formula("kpi('k6')")
+
+    def test_error_inside_a_referenced_kpi_points_at_the_reference(self, db):
+        Kpi.objects.create(slug="broken", name="b", formula="count(deals where stauts = 'won')")
+        with pytest.raises(FormulaError) as info:
+            compile_formula("1 + kpi('broken')")
+        assert info.value.message.startswith("In KPI “broken”: Unknown field “stauts”")
+        assert info.value.position == 4
+
+    def test_aggregate_cap(self, db):
+        assert len(compile_formula(" + ".join(["count(deals)"] * 40)).leaves) == 40
+        with pytest.raises(FormulaError, match="too many aggregates"):
+            compile_formula(" + ".join(["count(deals)"] * 41))
+        Kpi.objects.create(slug="twenty", name="20", formula=" + ".join(["count(deals)"] * 20))
+        with pytest.raises(FormulaError, match="too many aggregates"):
+            compile_formula("kpi('twenty') + kpi('twenty') + count(deals)")
+
+    def test_long_chains_are_refused_not_crashing(self, db):
+        with pytest.raises(FormulaError, match="too long"):
+            compile_formula("+".join(["1"] * 500))
+
+
+class TestGuard:
+    def test_statement_timeout_is_set_for_the_statement_and_restored(self, db, settings):
+        from django.db import connection
+
+        from kpis.formula.compiler import _Guard
+
+        settings.KPI_STATEMENT_TIMEOUT_MS = 1234
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            before = cursor.fetchone()[0]
+            with _Guard():
+                cursor.execute("SHOW statement_timeout")
+                assert cursor.fetchone()[0] == "1234ms"
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone()[0] == before
+
+    def test_timeout_becomes_a_formula_error(self, deals, settings, monkeypatch):
+        from kpis.formula import FormulaTimeout, compiler
+
+        settings.KPI_STATEMENT_TIMEOUT_MS = 1
+        slow = compiler.scalar
+
+        def sleepy(expression):
+            from django.db.models import Func
+
+            return slow(Func(expression, template="(SELECT %(expressions)s FROM pg_sleep(0.05))"))
+
+        monkeypatch.setattr(compiler, "scalar", sleepy)
+        with pytest.raises(FormulaTimeout, match="took too long"):
+            compile_formula("count(deals)").evaluate(JAN)
