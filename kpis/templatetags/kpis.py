@@ -15,10 +15,10 @@ from kpis import selectors
 
 register = template.Library()
 
-SPARK_WIDTH = 120
-SPARK_HEIGHT = 32
-CHART_WIDTH = 760
-CHART_HEIGHT = 200
+SPARK_WIDTH = 240
+SPARK_HEIGHT = 36
+CHART_WIDTH = 1080
+CHART_HEIGHT = 240
 CHART_LEFT = 72
 CHART_TOP = 12
 CHART_BOTTOM = 28
@@ -61,6 +61,14 @@ def kpi_number(value, kpi) -> str:
     return format_number(value, _decimals(kpi))
 
 
+@register.filter
+def plain_number(value) -> str:
+    """A number without a unit: whole numbers as such (12), others with up to two decimals (12.35)."""
+    if value is None or value == "":
+        return _("n/a")
+    return floatformat(value, "-2g")
+
+
 def change_tone(delta: selectors.Change | None, kpi) -> str:
     """good / bad / flat: whether the move is welcome for the KPI (up is good when higher is better)."""
     better = delta.is_better(kpi) if delta is not None else None
@@ -81,7 +89,8 @@ def relative_change(delta) -> str:
         return ""
     value = Decimal(percent)
     sign = "+" if value > 0 else "−" if value < 0 else "±"
-    return sign + format_percent(floatformat(abs(value), "0"))
+    # Whole percents, except below 10 % where a tenth still says something (−0.2%, not −0%).
+    return sign + format_percent(floatformat(abs(value), "0" if abs(value) >= 10 else "-1"))
 
 
 ARROWS = {"up": "▲", "down": "▼", "flat": "▬"}
@@ -167,7 +176,7 @@ def chart(points: list[tuple], kpi, *, width: int = CHART_WIDTH, height: int = C
         axis_low = Decimal(0)
     if axis_high == axis_low:
         axis_high = axis_low + step
-    plot_w, plot_h = width - CHART_LEFT - 12, height - CHART_TOP - CHART_BOTTOM
+    plot_w, plot_h = width - CHART_LEFT - 36, height - CHART_TOP - CHART_BOTTOM
     span = axis_high - axis_low
 
     def y(value: Decimal) -> float:

@@ -256,10 +256,10 @@ def test_chart_shades_the_benchmark_band():
     kpi = Kpi(unit=Kpi.Unit.PERCENT, decimals=1, benchmark_low=Decimal(20), benchmark_high=Decimal(30))
     week = periods.containing(Frequency.WEEKLY, timezone.now())
     drawn = chart([(week.previous(), Decimal(10)), (week, Decimal(40))], kpi)
-    # values and band span 10..40 → step 10, axis 0..40 (zero kept); plot 200 − 12 − 28 = 160 px high
+    # values and band span 10..40 → step 10, axis 0..40 (zero kept); plot 240 − 12 − 28 = 200 px high
     assert [t["value"] for t in drawn["ticks"]] == [0, 10, 20, 30, 40]
-    # band 20..30 → y from 12 + 160·(40 − 30)/40 = 52 to 12 + 160·(40 − 20)/40 = 92
-    assert drawn["band"]["y"] == "52.0" and drawn["band"]["height"] == "40.0"
+    # band 20..30 → y from 12 + 200·(40 − 30)/40 = 62 to 12 + 200·(40 − 20)/40 = 112
+    assert drawn["band"]["y"] == "62.0" and drawn["band"]["height"] == "50.0"
     assert len(drawn["dots"]) == 2
 
 
@@ -421,3 +421,20 @@ def test_a_kpi_whose_formula_no_longer_compiles_still_shows_its_page(client_for,
     drill = client_for(mona).get("/kpis/test-broken/records/", {"leaf": 0})
     assert drill.status_code == 400
     assert "dealz" in drill.content.decode()
+
+
+def test_turkish_pages_keep_svg_coordinates_readable(client_for, mona):
+    kpi = make_kpi("test-tr", unit=Kpi.Unit.PERCENT, benchmark_low=Decimal("20.5"), benchmark_high=Decimal(30))
+    now = periods.containing(kpi.frequency)
+    snap(kpi, now, Decimal("25.25"))
+    snap(kpi, now.previous(), Decimal("12.5"))
+    client = client_for(mona)
+    client.cookies["django_language"] = "tr"
+
+    html = card(client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="tr"), kpi.slug)
+
+    assert find_testid(html, "current") == "%25,3"  # 25.25 rounded half up; Turkish: sign first, decimal comma
+    path = re.search(r'class="spark-line" d="([^"]*)"', html).group(1)
+    assert re.fullmatch(r"[ML0-9. ]+", path)
+    detail = client.get("/kpis/test-tr/", HTTP_ACCEPT_LANGUAGE="tr").content.decode()
+    assert re.search(r'<rect class="chart-band" x="\d+" y="[0-9.]+" width="[0-9.]+" height="[0-9.]+">', detail)
