@@ -1,0 +1,132 @@
+"""KPI services: admins create and change KPIs; a bad formula is refused with its position and changes nothing."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from crm_okr.models import FieldChange
+from kpis import services
+from kpis.dimensions import Dimension
+from kpis.formula import FormulaError
+from kpis.models import Kpi
+from kpis.periods import Period
+from tests.factories import ContactFactory
+
+JAN = Period("monthly", dt.date(2026, 1, 1))
+
+
+def create(actor, **fields):
+    fields.setdefault("slug", "contacts-made")
+    fields.setdefault("name", "Contacts made")
+    fields.setdefault("formula", "count(contacts)")
+    return services.kpi_create(actor=actor, **fields)
+
+
+class TestValidate:
+    def test_valid(self, db):
+        compiled = services.kpi_validate("count(deals where status = 'won' by closed_at)")
+        assert compiled.dimensions == ["team", "owner", "pipeline", "source"]
+
+    def test_invalid_has_position(self, db):
+        with pytest.raises(ValidationError) as info:
+            services.kpi_validate("count(deals where stauts = 'won')")
+        assert info.value.message_dict == {
+            "formula": ["Unknown field “stauts” on deals — did you mean “status”? (position 18)"]
+        }
+        assert info.value.formula_error.position == 18
+
+    def test_empty(self, db):
+        with pytest.raises(ValidationError) as info:
+            services.kpi_validate("")
+        assert "The formula is empty." in info.value.message_dict["formula"][0]
+
+
+class TestCreate:
+    def test_admin_creates_with_dimensions(self, sam):
+        kpi = create(sam, formula="  count(contacts where lifecycle_stage = 'mql') * 100 / count(contacts)  ")
+        assert kpi.formula == "count(contacts where lifecycle_stage = 'mql') * 100 / count(contacts)"
+        assert kpi.dimensions == ["team", "owner", "source"]
+        assert kpi.formula_version == 1
+        assert kpi.created_by == sam
+
+    @pytest.mark.parametrize("persona", ["alice", "mona", "integ"])
+    def test_only_admins(self, request, persona):
+        with pytest.raises(PermissionDenied):
+            create(request.getfixturevalue(persona))
+        assert not Kpi.objects.filter(slug="contacts-made").exists()
+
+    def test_bad_formula_creates_nothing(self, sam):
+        with pytest.raises(ValidationError) as info:
+            create(sam, formula="sum(deals.name)")
+        assert info.value.message_dict["formula"] == ["“sum” needs a number field; “name” is text. (position 10)"]
+        assert not Kpi.objects.filter(slug="contacts-made").exists()
+
+    def test_model_errors(self, sam):
+        create(sam)
+        with pytest.raises(ValidationError) as info:
+            create(sam, unit="furlongs")
+        assert set(info.value.message_dict) == {"slug", "unit"}
+
+    def test_unknown_fields_refused(self, sam):
+        with pytest.raises(ValidationError) as info:
+            create(sam, formula_version=9, is_builtin=True)
+        assert set(info.value.message_dict) == {"formula_version", "is_builtin"}
+
+    def test_self_reference_refused(self, sam):
+        with pytest.raises(ValidationError) as info:
+            create(sam, slug="me", formula="kpi('me') + 1")
+        assert "cycle: me → me" in info.value.message_dict["formula"][0]
+
+
+class TestUpdate:
+    def test_formula_change_bumps_version_and_dimensions(self, sam):
+        kpi = create(sam)
+        kpi = services.kpi_update(kpi, actor=sam, formula="count(deals)", name="Deals made")
+        assert (kpi.formula_version, kpi.dimensions, kpi.name) == (2, ["team", "owner", "pipeline", "source"],
+                                                                 "Deals made")
+        kpi = services.kpi_update(kpi, actor=sam, name="Deals")
+        assert kpi.formula_version == 2  # the formula did not change
+        change = FieldChange.objects.filter(record_type="kpis.kpi", record_id=kpi.pk).first()
+        assert change.changes["name"]["new"] == "Deals"
+
+    def test_bad_formula_changes_nothing(self, sam):
+        kpi = create(sam)
+        with pytest.raises(ValidationError):
+            services.kpi_update(kpi, actor=sam, formula="count(contacts where lifecycle_stage = 'mqll')",
+                                name="Renamed")
+        kpi.refresh_from_db()
+        assert (kpi.formula, kpi.name, kpi.formula_version) == ("count(contacts)", "Contacts made", 1)
+
+    def test_cycle_refused(self, sam):
+        a = create(sam, slug="a", formula="1")
+        create(sam, slug="b", formula="kpi('a') * 2")
+        with pytest.raises(ValidationError) as info:
+            services.kpi_update(a, actor=sam, formula="kpi('b') + 1")
+        assert "KPI references form a cycle: a → b → a." in info.value.message_dict["formula"][0]
+
+    def test_slug_used_by_others_cannot_change(self, sam):
+        a = create(sam, slug="a", formula="1")
+        create(sam, slug="b", formula="kpi('a') * 2")
+        with pytest.raises(ValidationError) as info:
+            services.kpi_update(a, actor=sam, slug="a2")
+        assert "b" in info.value.message_dict["slug"][0]
+
+    def test_only_admins(self, sam, mona):
+        kpi = create(sam)
+        with pytest.raises(PermissionDenied):
+            services.kpi_update(kpi, actor=mona, name="x")
+
+
+class TestEvaluate:
+    def test_value_and_dimension(self, sam, alice, charlie, north):
+        kpi = create(sam)
+        tz = dt.timezone(dt.timedelta(hours=3))
+        ContactFactory(owner=alice, created_at=dt.datetime(2026, 1, 5, tzinfo=tz))
+        ContactFactory(owner=charlie, created_at=dt.datetime(2026, 1, 6, tzinfo=tz))
+        ContactFactory(owner=charlie, created_at=dt.datetime(2025, 12, 31, 23, tzinfo=tz))  # December
+        assert services.evaluate(kpi, JAN) == Decimal(2)
+        assert services.evaluate(kpi, JAN, Dimension("team", north.id)) == Decimal(1)
+        with pytest.raises(FormulaError, match="cannot be broken down by pipeline"):
+            services.evaluate(kpi, JAN, Dimension("pipeline", 1))
