@@ -19,12 +19,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db.models import Q
+from django.template.defaultfilters import floatformat
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import Team, User
+from contacts.templatetags.crm import format_percent
 
 from . import periods, selectors
 from .dimensions import Dimension
@@ -147,13 +149,21 @@ def _display_row(row: Row) -> dict:
         "value": selectors.format_value(kpi, row.value),
         "previous": selectors.format_value(kpi, row.previous),
         "change": selectors.format_change(kpi, delta) or "—",
-        "change_percent": "" if not delta or delta.percent is None else f"{delta.percent:+.1f}%",
+        "change_percent": _percent_change(delta),
         "trend": "" if better is None else ("better" if better else "worse"),
         "status": row.status or "",
         "status_label": status_labels.get(row.status, _("no benchmark band")),
         "benchmark": _benchmark_text(kpi),
         "error": bool(row.error),
     }
+
+
+def _percent_change(delta: selectors.Change | None) -> str:
+    """"+58.3%" / "−18.2%" (Turkish "+%58,3"), "" when there is no percent (the previous value was 0)."""
+    if delta is None or delta.percent is None:
+        return ""
+    sign = "+" if delta.percent > 0 else "−" if delta.percent < 0 else "±"
+    return sign + format_percent(floatformat(abs(delta.percent), 1))
 
 
 def _benchmark_text(kpi: Kpi) -> str:

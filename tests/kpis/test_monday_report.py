@@ -28,6 +28,7 @@ def snap(kpi, period, value, team=None):
 
 @pytest.fixture
 def kpis(north):
+    Kpi.objects.filter(is_builtin=True).update(is_active=False)  # only the KPIs below
     win = Kpi.objects.create(slug="win-x", name="Win rate X", formula="count(deals)", unit=Kpi.Unit.PERCENT,
                              frequency=Frequency.WEEKLY, benchmark_low=20, benchmark_high=30,
                              dimensions=["team", "owner"], order=1)
@@ -81,7 +82,7 @@ def test_managers_get_their_team_and_admins_the_company(kpis, site, mona, sam, a
     text = north.body
     assert "== North ==" in text and "Company" not in text
     # Win rate for North: 18 this week, 22 the week before: 18 − 22 = −4 points; −4 ÷ 22 = −18.2 %; below 20–30.
-    assert "- Win rate X (Week 48, 2026): 18.0%\n    Week 47, 2026: 22.0%; change −4.0 pts (-18.2%)" in text
+    assert "- Win rate X (Week 48, 2026): 18.0%\n    Week 47, 2026: 22.0%; change −4.0 pts (−18.2%)" in text
     assert "Benchmark: 20% – 30% — below" in text
     # Pipeline is daily: Sunday 29 Nov against Sunday 22 Nov (no row for North then).
     assert "- Pipeline X (29 Nov 2026): 500 TRY\n    22 Nov 2026: n/a\n    Benchmark: 3-5x target\n" in text
@@ -118,6 +119,7 @@ def test_the_report_is_in_the_recipient_language(kpis, site, sam, mailoutbox, ti
     body = mailoutbox[0].body
     # Turkish writes the percent sign first and a decimal comma.
     assert "%35,0" in body and "%25,0" in body
+    assert "+10,0" in body and "(+%40,0)" in body  # 35 − 25 = 10 points = +40 % of 25
     assert "1.000 TRY" in body
 
 
