@@ -241,7 +241,8 @@ class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def evaluate(self, request, slug=None):
         kpi = self.get_object()
-        query = EvaluateQuerySerializer(data=request.query_params.dict())
+        # ``format`` is DRF's own (?format=json), as on every endpoint.
+        query = EvaluateQuerySerializer(data={k: v for k, v in request.query_params.items() if k != "format"})
         query.is_valid(raise_exception=True)
         params = query.validated_data
         try:

@@ -448,7 +448,7 @@ def test_hostile_formulas_never_crash(api_for, alice, formula):
 
 
 def test_evaluate_a_kpi_for_a_period(api_for, integ, deal_count, october):
-    response = api_for(integ).get(f"{KPIS}deal-count/evaluate/", {"period": "2026-10"})
+    response = api_for(integ).get(f"{KPIS}deal-count/evaluate/", {"period": "2026-10", "format": "json"})
 
     assert response.status_code == 200, response.json()
     # Four deals created in [2026-10-01 00:00, 2026-11-01 00:00) Istanbul time; the fifth is in November.
@@ -571,3 +571,68 @@ def test_evaluate_per_owner_counts_contacts(api_for, mona, alice, bob):
     values = {row["dimension_id"]: row["value"] for row in body["results"]}
     assert (values[alice.pk], values[bob.pk]) == ("2", "1")
     assert Deal.objects.count() == 0
+
+
+def test_an_integration_pushes_spend_and_reads_cac_per_source(api_for, integ, alice):
+    """The issue's "done when": marketing spend pushed per lead source, CAC read per source in one call."""
+    from contacts.models import LifecycleChange
+
+    web, fair = LeadSourceFactory(name="Web"), LeadSourceFactory(name="Fuar")
+    for source, when in [(web, at(2026, 10, 3, 10, 0)), (web, at(2026, 10, 30, 18, 0)), (fair, at(2026, 10, 9, 9, 0)),
+                         (fair, at(2026, 11, 2, 9, 0))]:  # the last one became a customer in November
+        contact = ContactFactory(owner=alice, lead_source=source)
+        LifecycleChange.objects.create(contact=contact, from_stage="opportunity", to_stage="customer",
+                                       changed_at=when)
+    api = api_for(integ)
+    pushed = api.post("/api/v1/metric-values/", [
+        {"metric": "marketing_spend", "period": "2026-10", "dimension": web.pk, "value": "3000"},
+        {"metric": "marketing_spend", "period": "2026-10", "dimension": fair.pk, "value": "1000"},
+        {"metric": "sales_spend", "period": "2026-10", "value": "600"},
+    ], format="json")
+    assert pushed.status_code in (200, 201), pushed.json()
+
+    company = api.get(f"{KPIS}cac/evaluate/", {"period": "2026-10"}).json()
+    per_source = api.get(f"{KPIS}cac/evaluate/", {"period": "2026-10", "dimension_kind": "source"}).json()
+
+    # Company: (3000 + 1000 + 600) / 3 customers = 1533.333333…
+    assert company["value"] == "1533.333333"
+    # Per source, the company-wide sales spend counts in full: Web (3000 + 600) / 2 = 1800; Fuar (1000 + 600) / 1.
+    values = {row["dimension_label"]: row["value"] for row in per_source["results"]}
+    assert (values["Web"], values["Fuar"]) == ("1800", "1600")
+    assert per_source["unit"] == "currency"
+
+
+@pytest.mark.parametrize("params, queries", [
+    ({"period": "2026-10"}, 3),  # token, the KPI, the value (one statement)
+    ({"period": "2026-10", "dimension_kind": "owner"}, 4),  # token, the KPI, every owner's value, their names
+])
+def test_evaluate_uses_a_fixed_number_of_queries(api_for, django_assert_num_queries, won_share, october, alice,
+                                                 params, queries):
+    api = api_for(alice)
+    api.get(f"{KPIS}won-share/evaluate/", params)
+
+    with django_assert_num_queries(queries):
+        response = api.get(f"{KPIS}won-share/evaluate/", params)
+
+    assert response.status_code == 200
+
+
+def test_a_kpi_that_takes_too_long_is_a_503(api_for, alice, deal_count, monkeypatch, settings):
+    """A real statement timeout (1 ms over a slow statement): a clear 503, never a 500."""
+    settings.KPI_STATEMENT_TIMEOUT_MS = 1
+    Kpi.objects.filter(pk=deal_count.pk).update(formula="count(deals) + 0")
+    from kpis.formula import compiler
+
+    real = compiler.scalar
+
+    def slow_scalar(expression):
+        from django.db.models.expressions import RawSQL
+
+        return real(expression + RawSQL("(SELECT 0 FROM pg_sleep(0.05))", []))
+
+    monkeypatch.setattr(compiler, "scalar", slow_scalar)
+
+    response = api_for(alice).get(f"{KPIS}deal-count/evaluate/", {"period": "2026-10"})
+
+    assert response.status_code == 503
+    assert response.json()["errors"]["detail"][0].startswith("The KPI took too long to compute")
