@@ -81,7 +81,26 @@ class Kpi(models.Model):
         ]
 
     def __str__(self):
-        return self.name
+        return self.shown_name
+
+    # A built-in's texts in the reader's language, unless an admin has rewritten them.
+    @property
+    def shown_name(self) -> str:
+        from .builtins import display_name
+
+        return display_name(self)
+
+    @property
+    def shown_description(self) -> str:
+        from .builtins import display_description
+
+        return display_description(self)
+
+    @property
+    def shown_benchmark(self) -> str:
+        from .builtins import display_benchmark
+
+        return display_benchmark(self)
 
 
 class KpiSnapshot(models.Model):

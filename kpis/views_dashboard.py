@@ -198,7 +198,7 @@ def kpi_detail(request, slug: str):
     allowed = [kind for kind in DimensionKind.values if kind in (kpi.dimensions or [])]
     if dimension is not None and dimension.kind not in allowed:
         errors["dimension"] = _("“%(kpi)s” is not available for this breakdown (%(kind)s).") % {
-            "kpi": kpi.name, "kind": DimensionKind(dimension.kind).label.lower()}
+            "kpi": kpi.shown_name, "kind": DimensionKind(dimension.kind).label.lower()}
         dimension = None
     by = request.GET.get("by", "")
     if by and by not in allowed:
@@ -243,7 +243,7 @@ def kpi_detail(request, slug: str):
 def benchmark_band_text(kpi: Kpi) -> str:
     """The benchmark as the KPI states it, or its band in numbers when there is no text."""
     if kpi.benchmark_text:
-        return kpi.benchmark_text
+        return kpi.shown_benchmark
     low, high = kpi.benchmark_low, kpi.benchmark_high
     if low is not None and high is not None:
         return f"{selectors.format_value(kpi, low)} – {selectors.format_value(kpi, high)}"
@@ -384,7 +384,7 @@ def kpi_drilldown(request, slug: str):
     period = _parse_period(request, kpi, errors)
     if dimension is not None and dimension.kind not in (kpi.dimensions or []):
         errors["dimension"] = _("“%(kpi)s” is not available for this breakdown (%(kind)s).") % {
-            "kpi": kpi.name, "kind": DimensionKind(dimension.kind).label.lower()}
+            "kpi": kpi.shown_name, "kind": DimensionKind(dimension.kind).label.lower()}
     compiled, formula_error = _compile(kpi)
     leaves = compiled.leaves if compiled is not None else []
     raw_leaf = request.GET.get("leaf", "")
