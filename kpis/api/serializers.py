@@ -72,7 +72,7 @@ KPI_EXTRA_KWARGS = {
         "Key of the KPI, used in URLs and in formulas (kpi('win-rate')): letters, digits, “-” and “_”. Set on "
         "create; cannot change later.")},
     "name": {"help_text": _("Shown on the dashboard, e.g. “MQL rate”.")},
-    "description": {"help_text": _("The definition in words (shown on the KPI's page).")},
+    "description": {"max_length": 5000, "help_text": _("The definition in words (shown on the KPI's page).")},
     "formula": {"help_text": _(
         "The formula in the KPI language, at most 2000 characters, e.g. "
         "count(deals where status = 'won' by closed_at) * 100 / count(deals). Check it first with "

@@ -72,8 +72,9 @@ FORMULA_400 = OpenApiResponse(FormulaErrorSerializer, description=(
     "The formula (or another field) is refused. For a formula error the body also gives `position` and `end`: "
     "0-based character offsets of the faulty part of the formula."), examples=[OpenApiExample(
         "Unknown field",
-        value={"errors": {"formula": ["Unknown field “stauts” on deals — did you mean “status”? (position 20)"]},
-               "position": 20, "end": 26},
+        description="count(deals where stauts = 'won')",
+        value={"errors": {"formula": ["Unknown field “stauts” on deals — did you mean “status”? (position 18)"]},
+               "position": 18, "end": 24},
         response_only=True, status_codes=["400"])])
 WRITE_NOTE = (
     "Admins only. The formula is checked first (400 on `formula` with `position`), references to other KPIs "

@@ -236,6 +236,7 @@ def test_formula_and_other_field_errors_come_together(api_for, sam):
     ({"formula": "   "}, "formula", "Write a formula, e.g. count(deals)."),
     ({"formula": "x" * 100_000}, "formula", "Ensure this field has no more than 2000 characters."),
     ({"name": "y" * 100_000}, "name", None),
+    ({"description": "d" * 5001}, "description", "Ensure this field has no more than 5000 characters."),
     ({"name": None}, "name", None),
     ({"frequency": "yearly"}, "frequency", None),
     ({"decimals": 7}, "decimals", None),
