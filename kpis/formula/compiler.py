@@ -425,7 +425,6 @@ class Builder:
     def __init__(self, compiled: "Compiled", scope: Scope):
         self.compiled = compiled
         self.scope = scope
-        self.rate_day = min(scope.period.last_day, scope.as_of.astimezone(_tz()).date())
         self._sources: dict[int, frozenset] = {}
 
     def ctx(self, at) -> Ctx:
@@ -768,14 +767,14 @@ class Leaf:
     def label(self) -> str:
         return " ".join(self.node.text.split())
 
-    def records(self, period, dimension=None):
-        scope = self.compiled.scope(period, dimension)
-        builder = Builder(self.compiled, scope)
+    def records(self, period, dimension=None, *, now=None):
+        """The rows this aggregate reads for the period (a queryset of ``self.model``), for drill-down."""
+        builder = Builder(self.compiled, self.compiled.scope(period, dimension, now))
         condition, _value, _anchor = builder.aggregate_parts(self.node)
         return builder.source_rows(registry.get(self.source), condition)
 
-    def value(self, period, dimension=None) -> Decimal | None:
-        builder = Builder(self.compiled, self.compiled.scope(period, dimension))
+    def value(self, period, dimension=None, *, now=None) -> Decimal | None:
+        builder = Builder(self.compiled, self.compiled.scope(period, dimension, now))
         return scalar(builder.expression(self.node))
 
 
@@ -817,14 +816,19 @@ class Compiled:
         """The ORM expression of the formula for a period (and dimension), e.g. to annotate a queryset."""
         return Builder(self, self.scope(period, dimension, now)).expression(self.tree)
 
-    def evaluate(self, period, dimension=None) -> Decimal | None:
-        return scalar(self.expression(period, dimension))
+    def evaluate(self, period, dimension=None, *, now=None) -> Decimal | None:
+        """The value for a period (company-wide, or one dimension value): ONE SQL statement.
 
-    def evaluate_members(self, period, kind: str) -> dict:
+        ``now`` (default: the current time) decides "as of" while the period is running."""
+        return scalar(self.expression(period, dimension, now))
+
+    def evaluate_members(self, period, kind: str, *, now=None) -> dict:
+        """``{member id: value}`` for every member of a dimension kind (``kpis.dimensions.members``): ONE
+        statement, the members' rows annotated with the formula correlated through each source's path."""
         from kpis import dimensions
 
         self.check_kind(kind)
-        scope = Scope(period, timezone.now(), kind, OuterRef("pk"))
+        scope = Scope(period, now or timezone.now(), kind, OuterRef("pk"))
         expression = Builder(self, scope).expression(self.tree)
         rows = dimensions.members(kind).annotate(kpi_value=expression).values_list("pk", "kpi_value")
         return _run(lambda: {pk: _as_decimal(value) for pk, value in rows})
@@ -839,6 +843,7 @@ class Compiled:
         rated = ExchangeRate.objects.filter(valid_from__lte=period.last_day).values("currency")
         return sorted(
             Deal.objects.exclude(currency=settings.CRM_CURRENCY).exclude(currency__in=rated)
+            .filter(amount__isnull=False)
             .order_by().values_list("currency", flat=True).distinct()
         )
 

@@ -508,3 +508,17 @@ class TestGuard:
         monkeypatch.setattr(compiler, "scalar", sleepy)
         with pytest.raises(FormulaTimeout, match="took too long"):
             compile_formula("count(deals)").evaluate(JAN)
+
+
+class TestRunningPeriod:
+    def test_as_of_is_now_while_the_period_runs(self, deals):
+        now = at(1, 15, hour=13)  # d4 was created at 12:00 that day
+        compiled = compile_formula("count(deals during last 7 days)")
+        # [8 Jan 13:00, 15 Jan 13:00): d4 (15 Jan 12:00) only
+        assert compiled.evaluate(JAN, now=now) == 1
+        # open at 15 Jan 13:00 among deals created before: d2 closed 12 Jan → no; d3 (closed 20 Jan) d4 d5 d6? d6
+        # closed 8 Jan → no; d5 closed 25 Jan → open; d1 closed 5 Jan → no; d8 → open: d3 d4 d5 d8 = 4
+        assert compile_formula("count(deals where status = 'open' at period end)").evaluate(JAN, now=now) == 4
+        members = compile_formula("count(deals where status = 'open' at period end)").evaluate_members(
+            JAN, "team", now=now)
+        assert sorted(members.values()) == [2, 2]  # north d4 d8, south d3 d5
