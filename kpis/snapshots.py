@@ -175,11 +175,20 @@ def _ordered(rows: list[KpiSnapshot]) -> list[KpiSnapshot]:
 
 
 def record_failure(kpi: Kpi, period: Period, error: str, *, now: dt.datetime | None = None) -> KpiSnapshot:
-    """Write the failure on the company row (value empty, never final so the next run retries)."""
+    """Write the failure on the company row, never final so the next run retries.
+
+    A value an earlier run computed for the period stays (a failed run does not blank a good number);
+    without one the row has no value.
+    """
+    error = error[:MAX_ERROR_LENGTH] or "error"
+    computed_at = now or timezone.now()
+    existing = KpiSnapshot.objects.filter(kpi=kpi, period_start=period.start, dimension_kind="", dimension_id=0)
+    if existing.update(error=error, computed_at=computed_at, is_final=False):
+        return existing.get()
     row = KpiSnapshot(
         kpi=kpi, frequency=period.frequency, period_start=period.start, period_end=period.end,
         dimension_kind="", dimension_id=0, value=None, formula_version=kpi.formula_version,
-        computed_at=now or timezone.now(), duration_ms=0, is_final=False, error=error[:MAX_ERROR_LENGTH] or "error",
+        computed_at=computed_at, duration_ms=0, is_final=False, error=error,
     )
     KpiSnapshot.objects.bulk_create([row], update_conflicts=True, unique_fields=UPSERT_KEY, update_fields=UPSERT_FIELDS)
     return row

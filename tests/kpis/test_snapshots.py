@@ -167,6 +167,16 @@ def test_an_error_row_is_replaced_by_the_next_good_run(now, contacts):
     assert (company.value, company.error, company.is_final) == (Decimal("1"), "", True)
 
 
+def test_a_failed_run_keeps_the_value_an_earlier_run_computed(now, contacts):
+    kpi = make_kpi()
+    snapshots.snapshot_kpi(kpi, W47)
+    snapshots.record_failure(kpi, W47, "boom")
+    company = KpiSnapshot.objects.get(kpi=kpi, period_start=W47.start, dimension_kind="")
+    # The good number stays on the dashboard; the error is recorded and the next run retries (not final).
+    assert (company.value, company.error, company.is_final) == (Decimal("1"), "boom", False)
+    assert KpiSnapshot.objects.filter(kpi=kpi, period_start=W47.start, dimension_kind="").count() == 1
+
+
 # --- run_snapshots -------------------------------------------------------------------------------
 
 
