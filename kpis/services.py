@@ -105,7 +105,22 @@ def kpi_update(kpi: Kpi, *, actor, **fields) -> Kpi:
     kpi.updated_at = timezone.now()
     kpi.save()
     history.record_changes(instance=kpi, before=before, after=history.snapshot(kpi, HISTORY_FIELDS), actor=actor)
+    if kpi.formula != old_formula:
+        _refresh_dependents(kpi.slug)
     return kpi
+
+
+def _refresh_dependents(slug: str) -> None:
+    """KPIs that inline ``slug`` through kpi('…') now compute something else: new dimensions and version."""
+    for other in Kpi.objects.filter(slug__in=_referenced_by(slug)).select_for_update():
+        try:
+            compiled = compile_formula(other.formula, slug=other.slug)
+        except FormulaError:
+            continue
+        if slug in compiled.inlined_references:
+            other.dimensions = compiled.dimensions
+            other.formula_version += 1
+            other.save(update_fields=["dimensions", "formula_version"])
 
 
 def evaluate(kpi: Kpi, period, dimension=None) -> Decimal | None:

@@ -99,6 +99,7 @@ class Resolver:
         self.slug = slug
         self.references: list[str] = []
         self.snapshot_references: list[str] = []
+        self.inlined_references: list[str] = []
         self.aggregates: list[ast.Agg] = []
         self.metric_kinds: dict | None = None  # key -> dimension kind ("" = company-wide)
         self.contact_rules = None
@@ -157,6 +158,8 @@ class Resolver:
         row = self.kpi_row(node, context)
         if node.slug not in self.references:
             self.references.append(node.slug)
+        if node.slug not in self.inlined_references:
+            self.inlined_references.append(node.slug)
         try:
             inner = parse(row["formula"])
         except FormulaError as exc:
@@ -783,7 +786,8 @@ class Compiled:
         self.text = text
         self.tree = tree
         self.references = resolver.references
-        self.snapshot_references = resolver.snapshot_references
+        self.snapshot_references = resolver.snapshot_references  # through snapshot('…')
+        self.inlined_references = resolver.inlined_references  # through kpi('…'), at any depth
         self.contact_rules = resolver.contact_rules
         allowed = set(DIMENSION_ORDER)
         for kinds in resolver.dimension_sets:

@@ -130,3 +130,12 @@ class TestEvaluate:
         assert services.evaluate(kpi, JAN, Dimension("team", north.id)) == Decimal(1)
         with pytest.raises(FormulaError, match="cannot be broken down by pipeline"):
             services.evaluate(kpi, JAN, Dimension("pipeline", 1))
+
+
+def test_dependents_follow_a_formula_change(sam):
+    base = create(sam, slug="base", formula="count(deals)")
+    user = create(sam, slug="user", formula="kpi('base') * 2")
+    assert user.dimensions == ["team", "owner", "pipeline", "source"]
+    services.kpi_update(base, actor=sam, formula="count(contacts)")
+    user.refresh_from_db()
+    assert (user.dimensions, user.formula_version) == (["team", "owner", "source"], 2)
