@@ -50,7 +50,6 @@ from bench.contacts_bench import (  # noqa: E402  (after the path is set)
     _load_average,
     _machine,
     _manage,
-    _SqlTimer,
     _start_gunicorn,
     say,
 )
@@ -77,6 +76,8 @@ class KpiCase:
     value: Decimal | None = None
     eval_ms: list = field(default_factory=list)
     eval_sql_ms: list = field(default_factory=list)
+    statement_ms: list = field(default_factory=list)  # the KPI's own statement (the slowest of the call)
+    eval_statements: int = 0
     eval_error: str = ""
     eval_slowest_sql: str = ""
     eval_slowest_ms: float = 0.0
@@ -97,7 +98,19 @@ class KpiCase:
         return statistics.median(self.ref_ms) if self.ref_ms else None
 
     @property
+    def statement_median(self) -> float | None:
+        return statistics.median(self.statement_ms) if self.statement_ms else None
+
+    @property
     def ratio(self) -> float | None:
+        """The KPI's statement against the hand-written one (the target)."""
+        if self.statement_median is None or not self.ref_median:
+            return None
+        return self.statement_median / self.ref_median
+
+    @property
+    def call_ratio(self) -> float | None:
+        """The whole evaluate() call (compiling included) against the hand-written statement."""
         if self.eval_median is None or not self.ref_median:
             return None
         return self.eval_median / self.ref_median
@@ -118,6 +131,33 @@ class KpiCase:
             return None
         ordered = sorted(self.api_ms)
         return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class _Recorder:
+    """An execute wrapper keeping each statement's time and its text as sent (parameters filled in by the
+    driver), so the slowest one can be EXPLAINed later. (CaptureQueriesContext also logs BEGIN/COMMIT,
+    which never pass through an execute wrapper, so the two lists do not line up.)"""
+
+    def __init__(self):
+        self.statements: list[tuple[float, str]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            query = getattr(context.get("cursor"), "query", None)
+            text = query.decode(errors="replace") if isinstance(query, bytes) else str(sql)
+            self.statements.append((ms, text))
+
+    @property
+    def total_ms(self) -> float:
+        return sum(ms for ms, _sql in self.statements)
+
+    @property
+    def slowest(self) -> tuple[float, str]:
+        return max(self.statements, key=lambda pair: pair[0]) if self.statements else (0.0, "")
 
 
 def _same(a, b) -> bool:
@@ -292,8 +332,6 @@ def _kpi(slug: str):
 
 def _snapshot_run(cases: list[KpiCase]) -> float | None:
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     try:
         from kpis.snapshots import snapshot_kpi
     except ImportError:
@@ -302,10 +340,10 @@ def _snapshot_run(cases: list[KpiCase]) -> float | None:
     total = 0.0
     for case in cases:
         kpi = _kpi(case.slug)
-        timer = _SqlTimer()
+        recorder = _Recorder()
         started = time.perf_counter()
         try:
-            with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timer):
+            with connection.execute_wrapper(recorder):
                 rows = snapshot_kpi(kpi, case.period, force=True)
             case.snapshot_rows = len(rows or [])
         except Exception as exc:  # noqa: BLE001  (recorded in the report; the other KPIs still run)
@@ -313,10 +351,8 @@ def _snapshot_run(cases: list[KpiCase]) -> float | None:
             traceback.print_exc()
         case.snapshot_s = time.perf_counter() - started
         total += case.snapshot_s
-        case.snapshot_statements = len(timer.durations)
-        if timer.durations:
-            ms, query = max(zip(timer.durations, captured.captured_queries, strict=False), key=lambda p: p[0])
-            case.snapshot_slowest_ms, case.snapshot_slowest_sql = ms, query["sql"]
+        case.snapshot_statements = len(recorder.statements)
+        case.snapshot_slowest_ms, case.snapshot_slowest_sql = recorder.slowest
         say(f"snapshot {case.slug} {case.period.key}: {case.snapshot_s:.2f} s, {case.snapshot_rows} rows, "
             f"{case.snapshot_statements} statements{' — ' + case.snapshot_error if case.snapshot_error else ''}")
     say(f"snapshot run: {total:.1f} s for {len(cases)} KPIs")
@@ -328,8 +364,6 @@ def _snapshot_run(cases: list[KpiCase]) -> float | None:
 
 def _evaluations(cases: list[KpiCase], args) -> None:
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     try:
         from kpis.services import evaluate
     except ImportError:
@@ -342,14 +376,15 @@ def _evaluations(cases: list[KpiCase], args) -> None:
                 raise _NotAvailable("kpis.services.evaluate")
             evaluate(kpi, case.period)  # untimed: warms the cache and the compiler's lookups
             for _ in range(args.evaluations):
-                timer = _SqlTimer()
-                with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timer):
+                recorder = _Recorder()
+                with connection.execute_wrapper(recorder):
                     started = time.perf_counter()
                     case.value = evaluate(kpi, case.period)
                     case.eval_ms.append((time.perf_counter() - started) * 1000)
-                case.eval_sql_ms.append(sum(timer.durations))
-            ms, query = max(zip(timer.durations, captured.captured_queries, strict=False), key=lambda p: p[0])
-            case.eval_slowest_ms, case.eval_slowest_sql = ms, query["sql"]
+                case.eval_sql_ms.append(recorder.total_ms)
+                case.statement_ms.append(recorder.slowest[0])
+                case.eval_statements = len(recorder.statements)
+            case.eval_slowest_ms, case.eval_slowest_sql = recorder.slowest
         except _NotAvailable:
             case.eval_error = "not available"
         except Exception as exc:  # noqa: BLE001
@@ -357,9 +392,10 @@ def _evaluations(cases: list[KpiCase], args) -> None:
             traceback.print_exc()
         _reference(case, args)
         ratio = f"{case.ratio:.2f}×" if case.ratio else "—"
-        say(f"evaluate {case.slug} {case.period.key}: {case.value} in {_fmt(case.eval_median)} ms; reference "
-            f"{case.ref_value} in {_fmt(case.ref_median)} ms ({ratio}); same: {case.same}"
-            f"{' — ' + case.eval_error if case.eval_error else ''}{' — ' + case.ref_error if case.ref_error else ''}")
+        say(f"evaluate {case.slug} {case.period.key}: {case.value}; call {_fmt(case.eval_median)} ms, statement "
+            f"{_fmt(case.statement_median)} ms; reference {case.ref_value} in {_fmt(case.ref_median)} ms ({ratio}); "
+            f"same: {case.same}{' — ' + case.eval_error if case.eval_error else ''}"
+            f"{' — ' + case.ref_error if case.ref_error else ''}")
 
 
 class _NotAvailable(Exception):
@@ -530,8 +566,8 @@ def _report(args, cases: list[KpiCase], setup: dict) -> str:
         f"(`GET /api/v1/kpis/<slug>/evaluate/?period=…`, token, gunicorn {args.workers} sync workers, "
         f"{args.requests} requests after {args.warmup} untimed): target < {API_TARGET_MS} ms median.",
         "",
-        "| KPI | period | value | reference value | same | KPI ms | of which SQL | reference ms | ratio "
-        "| API median ms | API p95 ms | met |",
+        "| KPI | period | value | reference value | same | evaluate() ms (statements) | KPI statement ms "
+        "| reference ms | ratio | API median ms | API p95 ms | met |",
         "|---|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     missed = []
@@ -552,24 +588,28 @@ def _report(args, cases: list[KpiCase], setup: dict) -> str:
         ref = f"error: {k.ref_error}" if k.ref_error else (_num(k.ref_value) if k.ref_ms else "—")
         same = {None: "—", True: "yes", False: "**no**"}[k.same]
         ratio = "—" if k.ratio is None else (f"{k.ratio:.2f}×" if k.ratio <= RATIO_TARGET else f"**{k.ratio:.2f}×**")
-        sql_ms = statistics.median(k.eval_sql_ms) if k.eval_sql_ms else None
-        api_med = k.api_note or (_fmt(k.api_median) if k.api_ms else ("—" if not api.get("available")
-                                                                      else "not run"))
-        if not api.get("available") and api.get("note"):
-            api_med = "not available"
-        lines.append(f"| `{k.slug}` | {k.period.key} | {value} | {ref} | {same} | {_fmt(k.eval_median)} "
-                     f"| {_fmt(sql_ms)} | {_fmt(k.ref_median)} | {ratio} | {api_med} | {_fmt(k.api_p95)} | {met} |")
+        call = f"{_fmt(k.eval_median)} ({k.eval_statements})" if k.eval_ms else "—"
+        if not api.get("available"):
+            api_med = "not available" if api.get("note") else "—"
+        else:
+            api_med = k.api_note or (_fmt(k.api_median) if k.api_ms else "not run")
+            if k.api_median is not None and k.api_median >= API_TARGET_MS:
+                api_med = f"**{api_med}**"
+        lines.append(f"| `{k.slug}` | {k.period.key} | {value} | {ref} | {same} | {call} "
+                     f"| {_fmt(k.statement_median)} | {_fmt(k.ref_median)} | {ratio} | {api_med} | {_fmt(k.api_p95)} "
+                     f"| {met} |")
     lines += [
         "",
-        "“KPI ms”: the whole `evaluate()` call (compiling the formula, the transaction and its settings, the "
-        "statement); “of which SQL”: the time of its statements. “ratio”: KPI ms / reference ms. “same”: equal "
-        "to 6 decimals.",
+        "“evaluate() ms”: the whole `kpis.services.evaluate()` call — compiling the formula (with its lookups), "
+        "the read-only transaction and its timeout, the statement — and how many statements it ran; “KPI "
+        "statement ms”: the formula's one statement (the slowest of the call); “ratio”: KPI statement / reference "
+        "(the target). “same”: equal to 6 decimals.",
     ]
 
     # Plans of the misses.
     plans = []
     for k in missed:
-        if k.ratio is not None and k.ratio > RATIO_TARGET and k.eval_slowest_sql:
+        if k.ratio is not None and k.ratio > RATIO_TARGET and k.eval_slowest_sql and k.eval_slowest_ms >= 5:
             plans.append((f"`{k.slug}`: the KPI's statement ({k.eval_slowest_ms:.0f} ms)", k.eval_slowest_sql))
             if k.ref_sql:
                 plans.append((f"`{k.slug}`: the hand-written SQL", k.ref_sql))
