@@ -482,28 +482,33 @@ class Builder:
 
     # --- one source ------------------------------------------------------------------------------
 
-    def aggregate_parts(self, node: ast.Agg):
-        """(condition Q, value expression or None, anchor Field) of one aggregate."""
+    def conjuncts(self, node: ast.Agg):
+        """The conditions an aggregate's rows meet, as ``[(key, Q)]`` (ANDed), with its value expression and
+        anchor. Equal keys mean equal conditions, so aggregates over one source can share them."""
         source = registry.get(node.source.key)
         anchor = source.fields[node.by.key] if node.by is not None else source.fields[source.anchor]
         window = node.window.kind if node.window is not None else source.default_window
         days = node.window.days if node.window is not None else None
         q, at = window_q(source, anchor, window, days, self.scope)
+        state = window if window in ("start", "end") else None
+        parts = [(("window", anchor.name, window, days), q, None)]
         ctx = self.ctx(at)
         if node.where is not None:
-            q &= self.condition(node.where, source, ctx)
+            items = node.where.items if isinstance(node.where, ast.And) else [node.where]
+            for item in items:
+                parts.append((("where", state, repr(item)), self.condition(item, source, ctx), item))
         value = None
         if node.field is not None:
             fld = source.fields[node.field.key]
             value = fld.value(ctx)
             if node.func in ("count", "count_distinct", "latest"):
-                q &= _non_empty(fld, value)
-        return q, value, anchor
+                parts.append((("value", state, fld.name), _non_empty(fld, value), None))
+        return parts, value, anchor
 
-    def filter_key(self, node: ast.Agg):
-        with_field = node.field.key if node.field is not None and node.func in ("count", "count_distinct",
-                                                                                "latest") else None
-        return repr((node.by.key if node.by else None, node.window, node.where, with_field))
+    def aggregate_parts(self, node: ast.Agg):
+        """(condition Q, value expression or None, anchor Field) of one aggregate."""
+        parts, value, anchor = self.conjuncts(node)
+        return _and(q for _key, q, _node in parts), value, anchor
 
     def source_rows(self, source: registry.Source, where: Q):
         rows = source.model._default_manager.filter(where)
@@ -512,41 +517,49 @@ class Builder:
         return rows
 
     def subquery(self, node, source: registry.Source):
+        """ONE scalar subquery over ``source`` for a subtree whose aggregates all read it: the conditions all
+        aggregates share go to WHERE, with the OR of the rest; each aggregate FILTERs on what is left of its own."""
         aggregates = [n for n in ast.walk(node) if isinstance(n, ast.Agg)]
-        parts = {}
+        parts = {id(agg): self.conjuncts(agg)[0] for agg in aggregates}
+        first = parts[id(aggregates[0])]
+        common = [key for key, _q, _n in first if all(key in {p[0] for p in parts[id(a)]} for a in aggregates)]
+        where = _and(q for key, q, _node in first if key in common)
+        filters, arms = {}, {}
         for agg in aggregates:
-            key = self.filter_key(agg)
-            if key not in parts:
-                parts[key] = self.aggregate_parts(agg)[0]
-        shared = len(parts) == 1
-        where = Q()
-        if shared:
-            (where,) = parts.values()
-        else:
-            for condition in parts.values():
-                where |= condition
-        value = self.inner(node, shared)
+            rest = [part for part in parts[id(agg)] if part[0] not in common]
+            filters[id(agg)] = _and(q for _key, q, _node in rest) if rest else None
+            arms[tuple(part[0] for part in rest)] = rest
+        if all(arms.values()):
+            # An arm that implies another adds nothing to the OR (status = 'won' OR status in ('won', 'lost')).
+            kept = [arm for arm in arms.values()
+                    if not any(other is not arm and _implies(arm, other) for other in arms.values())]
+            either = Q()
+            for arm in kept:
+                either |= _and(q for _key, q, _node in arm)
+            where &= either
+        value = self.inner(node, filters)
         rows = self.source_rows(source, where).annotate(kpi_value=value).values("kpi_value").order_by()
         rows.query.group_by = None  # one row of aggregates over the whole (filtered) source
         return Subquery(rows, output_field=_DECIMAL)
 
-    def inner(self, node, shared: bool):
+    def inner(self, node, filters: dict):
         if isinstance(node, ast.Num):
             return _number(node.value)
         if isinstance(node, ast.Neg):
-            return _arith(_number(Decimal(-1)), "*", self.inner(node.operand, shared))
+            return _arith(_number(Decimal(-1)), "*", self.inner(node.operand, filters))
         if isinstance(node, ast.BinOp):
-            return _arith(self.inner(node.left, shared), node.op, self.inner(node.right, shared))
+            return _arith(self.inner(node.left, filters), node.op, self.inner(node.right, filters))
         if isinstance(node, ast.Inlined):
-            return self.inner(node.expr, shared)
-        return self.aggregate_expression(node, None if shared else self.aggregate_parts(node)[0])
+            return self.inner(node.expr, filters)
+        return self.aggregate_expression(node, filters[id(node)])
 
     def aggregate_expression(self, node: ast.Agg, condition: Q | None):
         _q_unused, value, anchor = self.aggregate_parts(node)
         extra = {} if condition is None else {"filter": condition}
         func = node.func
         if func == "count":
-            return Numeric(Count("pk", **extra))
+            # COUNT(*) / COUNT(1): no column to read, so a covering index is enough.
+            return Numeric(Count(Value(1), **extra) if extra else Count("*"))
         if func == "count_distinct":
             return Numeric(Count(value, distinct=True, **extra))
         if func == "sum":
@@ -640,6 +653,39 @@ class First(Func):
 
     template = "(%(expressions)s)[1]"
     output_field = DecimalField()
+
+
+def _values(node):
+    """The values a positive equality / in-list condition allows, with its field; None for anything else."""
+    if isinstance(node, ast.Compare) and node.op == "=":
+        return node.field.key, {repr(node.literal.value)}
+    if isinstance(node, ast.InList) and not node.negate:
+        return node.field.key, {repr(literal.value) for literal in node.literals}
+    return None
+
+
+def _implies(arm, other) -> bool:
+    """Whether every row meeting the conjuncts ``arm`` meets ``other`` (a simple, safe check)."""
+    for key, _q, node in other:
+        if any(key == mine for mine, _q2, _n in arm):
+            continue
+        wanted = _values(node) if node is not None else None
+        if wanted is None:
+            return False
+        if not any(
+            mine_node is not None and _values(mine_node) is not None and mine_key[1] == key[1]
+            and _values(mine_node)[0] == wanted[0] and _values(mine_node)[1] <= wanted[1]
+            for mine_key, _q2, mine_node in arm
+        ):
+            return False
+    return True
+
+
+def _and(conditions) -> Q:
+    result = Q()
+    for condition in conditions:
+        result &= condition
+    return result
 
 
 def _number(number: Decimal):

@@ -23,7 +23,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Now, NullIf
+from django.db.models.functions import Coalesce, Now
 from django.utils.translation import gettext_lazy as _
 
 # Field types.
@@ -150,18 +150,17 @@ def deal_status(ctx: Ctx):
 
 
 def contact_stage(ctx: Ctx):
+    """The stage at ``ctx.at``: the current one when it last changed before then, else the ``to_stage`` of the
+    last lifecycle change before then (contacts get one on creation), else no value."""
     if ctx.at is None:
         return F("lifecycle_stage")
     from contacts.models import LifecycleChange
 
     before = LifecycleChange.objects.filter(contact=OuterRef("pk"), changed_at__lt=ctx.at).order_by(
         "-changed_at", "-id").values("to_stage")[:1]
-    after = LifecycleChange.objects.filter(contact=OuterRef("pk"), changed_at__gte=ctx.at).order_by(
-        "changed_at", "id").values("from_stage")[:1]
     return Case(
         When(lifecycle_changed_at__lt=ctx.at, then=F("lifecycle_stage")),
-        default=Coalesce(Subquery(before), NullIf(Subquery(after), Value("")), F("lifecycle_stage")),
-        output_field=CharField(),
+        default=Subquery(before), output_field=CharField(),
     )
 
 

@@ -185,6 +185,18 @@ class TestOneStatement:
         sql = captured.captured_queries[0]["sql"]
         assert sql.count('FROM "pipeline_deal"') == 1
         assert "FILTER (WHERE" in sql
+        # the shared window is factored out, and status = 'won' implies status in ('won', 'lost'): no OR
+        assert " OR " not in sql
+
+    def test_shared_conditions_need_no_filter(self, deals, django_assert_num_queries):
+        compiled = compile_formula("(count(deals where currency = 'TRY' and amount >= 500) - "
+                                   "count(deals where currency = 'TRY' and amount < 300)) * 100 / "
+                                   "count(deals where currency = 'TRY')")
+        with django_assert_num_queries(1) as captured:
+            # TRY deals created in January: d2 500, d3 300, d4 200, d7 700 → (2 − 1) × 100 / 4 = 25
+            assert compiled.evaluate(JAN) == 25
+        sql = captured.captured_queries[0]["sql"]
+        assert sql.count("FILTER (WHERE") == 2 and " OR " not in sql
 
     def test_kpi_and_snapshot_references_are_resolved_in_compile(self, deals, django_assert_num_queries):
         won = Kpi.objects.create(slug="won", name="Won", formula="count(deals where status = 'won' by closed_at)")
