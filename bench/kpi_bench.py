@@ -468,7 +468,9 @@ def _api(cases: list[KpiCase], env: dict, args) -> dict:
         paths[case.slug] = f"/api/v1/kpis/{case.slug}/evaluate/?{urllib.parse.urlencode({'period': case.period.key})}"
         response = client.get(paths[case.slug])
         if response.status_code != 200:
-            case.api_note = f"answered {response.status_code}: {response.content[:120].decode(errors='replace')}"
+            case.api_note = f"answered {response.status_code}"
+            say(f"API {case.slug}: {paths[case.slug]} answered {response.status_code} in-process: "
+                f"{response.content[:300]!r}")
     connection.close()
     server = _start_gunicorn(env, args)
     info["available"] = True
@@ -483,7 +485,8 @@ def _api(cases: list[KpiCase], env: dict, args) -> dict:
             for _ in range(args.requests):
                 status, body, ms = _get(args.port, paths[case.slug], headers)
                 if status != 200:
-                    case.api_note = f"answered {status}: {body[:120].decode(errors='replace')}"
+                    case.api_note = f"answered {status}"
+                    say(f"API {case.slug}: {paths[case.slug]} answered {status}: {body[:300]!r}")
                     break
                 case.api_ms.append(ms)
             say(f"API {case.slug}: median {_fmt(case.api_median)} ms, p95 {_fmt(case.api_p95)} ms {case.api_note}")
@@ -659,9 +662,10 @@ SECTION = """## KPIs at 1M contacts, 200,000 deals and 5M activities
 Same machinery as the contacts and pipeline benchmarks (its own database `crm_okr_bench`, gunicorn with
 the production settings for the API). The data: `seed_demo`'s 1M contacts (with their lifecycle history)
 and 200,000 deals, then, with bulk SQL in `bench/kpi_data.py` (only what is missing): the demo users
-joined two years ago, 500,000 record-history rows (contact edits), deal activities up to 5M in all, 50,000 NPS answers (and 10,000 CSAT) from customers, advocates and churned contacts, marketing
-spend per lead source and month, sales spend per month, customer lifetime per year, and monthly exchange
-rates for the deals' foreign currencies; VACUUM ANALYZE after loading. Each KPI is measured for the last
+joined two years ago, 500,000 record-history rows (contact edits), deal activities up to 5M in all,
+50,000 NPS answers (and 10,000 CSAT) from customers, advocates and churned contacts, marketing spend per
+lead source and month, sales spend per month, customer lifetime per year, and monthly exchange rates for
+the deals' foreign currencies; VACUUM ANALYZE after loading. Each KPI is measured for the last
 full period of its frequency. The block between the markers is rewritten by each run.
 
 Targets (from the KPI issue, 2 cores): every built-in KPI within 1.5× its hand-written SQL; the whole
