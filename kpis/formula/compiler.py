@@ -595,7 +595,7 @@ class Builder:
         fld = source.fields[node.field.key]
         if isinstance(node, ast.Flag):
             return fld.is_true(ctx)
-        value = fld.value(ctx)
+        value = fld.compared(ctx)
         if isinstance(node, ast.Empty):
             q = Q(IsNull(value, True))
             if fld.type in (TEXT, CHOICE):

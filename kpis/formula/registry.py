@@ -73,11 +73,16 @@ class Field:
     state: bool = False  # its value depends on the instant (``at period start/end``)
     build: Callable | None = None  # (ctx) -> expression, for computed values
     cond: Callable | None = None  # (ctx) -> Q, for computed yes/no fields
+    raw: str | None = None  # a column that compares like the value (score >= 9 without a cast on every row)
 
     def value(self, ctx: Ctx):
         if self.build is not None:
             return self.build(ctx)
         return F(self.path or self.name)
+
+    def compared(self, ctx: Ctx):
+        """What conditions compare: the column itself when it can, else the value."""
+        return F(self.raw) if self.raw else self.value(ctx)
 
     def is_true(self, ctx: Ctx) -> Q:
         if self.cond is not None:
@@ -264,7 +269,8 @@ def _build_sources() -> dict:
             **{name: Field(name, TEXT) for name in ("name", "industry", "city", "country", "email", "phone",
                                                      "website")},
             "size": Field("size", CHOICE, choices=_choices("contacts.Company", "size")),
-            "annual_revenue": Field("annual_revenue", NUMBER, build=lambda ctx: Numeric(F("annual_revenue"))),
+            "annual_revenue": Field("annual_revenue", NUMBER, build=lambda ctx: Numeric(F("annual_revenue")),
+                                    raw="annual_revenue"),
             "lead_source": Field("lead_source", REF, "lead_source_id", ref=("contacts.LeadSource", "name")),
             **_owner_team(),
             "archived": Field("archived", BOOL, state=True, cond=archived),
@@ -294,7 +300,8 @@ def _build_sources() -> dict:
                     converted(F("amount"), ctx) * Numeric(F("stage__probability")) / Value(100),
                     output_field=DecimalField()),
             ),
-            "probability": Field("probability", NUMBER, build=lambda ctx: Numeric(F("stage__probability"))),
+            "probability": Field("probability", NUMBER, build=lambda ctx: Numeric(F("stage__probability")),
+                                 raw="stage__probability"),
             "currency": Field("currency", TEXT),
             "stage": Field("stage", REF, "stage_id", ref=("pipeline.Stage", "name")),
             "pipeline": Field("pipeline", REF, "pipeline_id", ref=("pipeline.Pipeline", "name")),
@@ -379,7 +386,7 @@ def _build_sources() -> dict:
         "survey_responses", "kpis.SurveyResponse", "responded_at",
         {
             "kind": Field("kind", CHOICE, choices=tuple(SurveyResponse.Kind.values)),
-            "score": Field("score", NUMBER, build=lambda ctx: Numeric(F("score"))),
+            "score": Field("score", NUMBER, build=lambda ctx: Numeric(F("score")), raw="score"),
             "channel": Field("channel", CHOICE, choices=tuple(SurveyResponse.Channel.values)),
             "contact": Field("contact", ID, "contact_id"),
             "responded_at": Field("responded_at", DATETIME),
@@ -393,7 +400,7 @@ def _build_sources() -> dict:
         "metrics", "kpis.MetricValue", "period_start",
         {
             "metric": Field("metric", REF, "metric_id", ref=("kpis.ExternalMetric", "key")),
-            "value": Field("value", NUMBER, build=lambda ctx: Numeric(F("value"))),
+            "value": Field("value", NUMBER, build=lambda ctx: Numeric(F("value")), raw="value"),
             "period_start": Field("period_start", DATE),
             "period_end": Field("period_end", DATE),
             "id": Field("id", ID, "id"),
