@@ -2,7 +2,8 @@
 the alignment tree, a team's objectives, the at-risk list, what changed since last week, my key results and
 the value series of a key result.
 
-Every list is loaded in a fixed number of queries (objectives, key results, check-ins), whatever its size;
+Every list is loaded in a fixed number of queries (objectives, key results, check-ins; one more for a manager's
+teams), whatever its size;
 progress and status are computed in Python with ``okrs.progress``.
 
 Visibility: everyone signed in reads company and team objectives; an individual objective is read by its

@@ -928,6 +928,8 @@ def load_template(*, cycle: Cycle, team, template_key: str, actor: User, owner: 
     from .templates_data import TEMPLATES
 
     now = _now(now)
+    if team is None or not _manages(actor, team.pk):
+        raise PermissionDenied(_("Only the team's manager and admins load templates for a team."))
     template = TEMPLATES.get(template_key)
     if template is None:
         raise ValidationError({"template": [_("Unknown template “%(key)s”; choose one of: %(keys)s.") % {

@@ -1,0 +1,194 @@
+"""Automatic check-ins from KPI snapshots (idempotent), and loading the seed's OKR templates."""
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from kpis.models import Kpi
+from okrs import selectors, services
+from okrs.models import CheckIn, KeyResult
+from okrs.templates_data import TEMPLATES
+
+from .conftest import MID, at, snapshot
+
+
+@pytest.fixture
+def linked(north_objective, mona, north, win_rate):
+    kr, _w = services.key_result_create(actor=mona, objective=north_objective, data={
+        "title": "Win rate 22 → 30", "start_value": 22, "target_value": 30, "kpi": win_rate,
+        "dimension_kind": "team", "dimension_id": north.pk})
+    return kr
+
+
+def test_a_snapshot_creates_one_automatic_check_in_and_a_rerun_updates_it(linked, active, win_rate, north, mona):
+    week = dt.date(2026, 2, 9)  # Monday of week 7
+    snap = snapshot(win_rate, week, 7, D("25"), kind="team", member=north.pk, computed_at=at(week, 10))
+    created = services.checkins_from_snapshots([snap])
+    assert len(created) == 1
+    row = CheckIn.objects.get()
+    assert (row.key_result, row.value, row.is_automatic, row.snapshot, row.author, row.measured_at) == (
+        linked, D("25"), True, snap, None, at(week, 10))
+    linked.refresh_from_db()
+    assert linked.current_value == D("25")
+    # the same snapshot again: nothing new
+    assert services.checkins_from_snapshots([snap]) == []
+    assert CheckIn.objects.count() == 1
+    # a person adds confidence and a note
+    services.check_in_annotate(actor=mona, check_in=row, confidence=6, note="Two renewals slipped")
+    # the snapshot is recomputed later the same week: the check-in is updated, the note kept
+    snap = snapshot(win_rate, week, 7, D("27"), kind="team", member=north.pk, computed_at=at(week + dt.timedelta(2)))
+    assert len(services.checkins_from_snapshots([snap])) == 1
+    row = CheckIn.objects.get()
+    assert (row.value, row.confidence, row.note, row.author, row.measured_at) == (
+        D("27"), 6, "Two renewals slipped", mona, at(dt.date(2026, 2, 11)))
+    linked.refresh_from_db()
+    # progress (27 − 22) ÷ (30 − 22) = 0.625
+    assert linked.current_value == D("27")
+    assert selectors.key_result_state(linked, now=MID).progress.value == D("0.625")
+
+
+def test_the_latest_period_is_the_current_value(linked, active, win_rate, north):
+    """The previous week's final row computed after the current one still counts as older (its period end)."""
+    current = snapshot(win_rate, dt.date(2026, 2, 9), 7, D("26"), kind="team", member=north.pk,
+                       computed_at=at(dt.date(2026, 2, 10)))
+    previous = snapshot(win_rate, dt.date(2026, 2, 2), 7, D("24"), kind="team", member=north.pk,
+                        computed_at=at(dt.date(2026, 2, 10), 1))
+    services.checkins_from_snapshots([current, previous])
+    linked.refresh_from_db()
+    assert linked.current_value == D("26")
+    assert [p.value for p in selectors.key_result_series(linked)] == [D("24"), D("26")]
+
+
+def test_snapshots_that_do_not_apply_are_skipped(linked, active, win_rate, north, south):
+    rows = [
+        snapshot(win_rate, dt.date(2026, 2, 9), 7, None, kind="team", member=north.pk),  # no value
+        snapshot(win_rate, dt.date(2026, 2, 16), 7, D("30"), kind="team", member=south.pk),  # another team
+        snapshot(win_rate, dt.date(2026, 2, 23), 7, D("30")),  # the company row
+        snapshot(win_rate, dt.date(2025, 12, 22), 7, D("30"), kind="team", member=north.pk),  # before the cycle
+        snapshot(win_rate, dt.date(2026, 4, 6), 7, D("30"), kind="team", member=north.pk),  # after it
+    ]
+    assert services.checkins_from_snapshots(rows) == []
+    # a week that straddles the cycle start overlaps it
+    straddling = snapshot(win_rate, dt.date(2025, 12, 29), 7, D("23"), kind="team", member=north.pk)
+    assert len(services.checkins_from_snapshots([straddling])) == 1
+
+
+def test_company_key_results_take_the_company_row(sam, active, win_rate, make_objective):
+    objective = make_objective(sam, active, title="Sell better", level="company")
+    kr, _w = services.key_result_create(actor=sam, objective=objective, data={
+        "title": "Win rate", "start_value": 22, "target_value": 30, "kpi": win_rate})
+    snap = snapshot(win_rate, dt.date(2026, 2, 9), 7, D("28"))
+    services.checkins_from_snapshots([snap])
+    kr.refresh_from_db()
+    assert kr.current_value == D("28")
+
+
+def test_cycles_in_planning_or_closed_get_no_automatic_check_ins(linked, cycle, sam, win_rate, north):
+    snap = snapshot(win_rate, dt.date(2026, 2, 9), 7, D("25"), kind="team", member=north.pk)
+    assert services.checkins_from_snapshots([snap]) == []
+    services.cycle_activate(actor=sam, cycle=cycle)
+    services.cycle_close(actor=sam, cycle=cycle)
+    assert services.checkins_from_snapshots([snap]) == []
+
+
+def test_real_snapshot_fills_the_key_result(linked, active, win_rate, north, alice, mona, make_deal, stages, price):
+    """Done when: the win-rate key result fills itself from the next KPI snapshot (run through kpis.snapshots)."""
+    from kpis import periods
+    from kpis.snapshots import snapshot_kpi
+    from pipeline import services as pipeline_services
+
+    for n, won in enumerate([True, True, True, False]):
+        deal = make_deal(alice, name=f"D{n}", amount=100, expected_close_date=dt.date(2026, 3, 1),
+                         stage=stages["Lead"])
+        if won:
+            pipeline_services.deal_move(actor=mona, deal=deal, stage=stages["Won"])
+        else:
+            pipeline_services.deal_move(actor=mona, deal=deal, stage=stages["Lost"], lost_reason=price)
+    period = periods.containing(win_rate.frequency)
+    rows = snapshot_kpi(win_rate, period)
+    # the cycle must cover the period for the check-in to count: move it around today
+    active.start_date, active.end_date = period.first_day - dt.timedelta(days=30), period.last_day
+    active.save()
+    linked.due_date = active.end_date
+    linked.save()
+    services.checkins_from_snapshots(rows)
+    linked.refresh_from_db()
+    # 3 won of 4 closed = 75 %
+    assert linked.current_value == D("75")
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+
+def test_manager_loads_the_sales_template(active, mona, north, win_rate):
+    cycle_kpi = Kpi.objects.get(slug="sales-cycle-length")
+    snapshot(cycle_kpi, dt.date(2025, 12, 1), 31, D("60"), kind="team", member=north.pk)
+    objective, warnings = services.load_template(cycle=active, team=north, template_key="sales", actor=mona,
+                                                 now=MID)
+    assert (objective.title, objective.level, objective.team, objective.owner) == (
+        "Speed up the sales pipeline to grow revenue", "team", north, mona)
+    assert warnings == []
+    rows = list(objective.key_results.order_by("order").values_list(
+        "title", "kind", "start_value", "target_value", "unit", "kpi__slug", "dimension_kind", "dimension_id",
+        "due_date", "owner"))
+    assert rows == [
+        # 60 days × (1 − 0.20) = 48 days
+        ("Cut the average time to close a deal by 20 % within 3 months", "decrease", D("60"), D("48"), "number",
+         "sales-cycle-length", "team", north.pk, dt.date(2026, 3, 31), mona.pk),
+        ("Raise the pipeline conversion (win) rate from 22 % to 30 % by the end of the quarter", "increase",
+         D("22"), D("30"), "percent", "win-rate", "team", north.pk, dt.date(2026, 3, 31), mona.pk),
+        ("Grow monthly sales revenue by 15 % over the 3 months", "increase", D("0"), D("15"), "percent", None, "",
+         0, dt.date(2026, 3, 31), mona.pk),
+    ]
+
+
+def test_without_a_kpi_value_a_relative_key_result_is_kept_by_hand(active, mona, north):
+    objective, warnings = services.load_template(cycle=active, team=north, template_key="sales", actor=mona,
+                                                 now=MID)
+    first = objective.key_results.order_by("order").first()
+    assert (first.kind, first.start_value, first.target_value, first.unit, first.kpi) == (
+        "increase", D("0"), D("20"), "percent", None)
+    assert warnings == ["“Cut the average time to close a deal by 20 % within 3 months” has no KPI value to start "
+                        "from yet; it is kept by hand as a change from 0 to 20."]
+
+
+def test_loyalty_template_nps_plus_six_points(active, sam, north):
+    nps = Kpi.objects.get(slug="nps")
+    snapshot(nps, dt.date(2025, 10, 1), 92, D("41.5"), kind="team", member=north.pk)
+    objective, _warnings = services.load_template(cycle=active, team=north, template_key="customer-loyalty",
+                                                  actor=sam, now=MID)
+    rows = list(objective.key_results.order_by("order").values_list("kind", "start_value", "target_value",
+                                                                     "kpi__slug"))
+    assert rows == [("decrease", D("8"), D("5"), "churn-rate"), ("increase", D("0"), D("20"), None),
+                    ("increase", D("41.5"), D("47.5"), "nps")]
+
+
+@pytest.mark.parametrize(("key", "count", "linked", "due"), [
+    ("sales", 3, {"win-rate"}, None),
+    ("marketing", 2, set(), dt.date(2026, 2, 28)),  # within 2 months: 1 January + 2 months − 1 day
+    ("customer-service", 2, set(), dt.date(2026, 1, 31)),
+    ("customer-loyalty", 3, {"churn-rate"}, None),
+    ("after-sales", 2, set(), None),
+])
+def test_every_template_loads(active, sam, north, key, count, linked, due):
+    objective, _warnings = services.load_template(cycle=active, team=north, template_key=key, actor=sam, now=MID)
+    krs = list(objective.key_results.select_related("kpi"))
+    assert len(krs) == count == len(TEMPLATES[key].key_results)
+    assert {kr.kpi.slug for kr in krs if kr.kpi} == linked
+    if due:
+        assert due in {kr.due_date for kr in krs}
+
+
+def test_reps_cannot_load_templates_and_unknown_keys_are_refused(active, alice, mona, north, south):
+    with pytest.raises(PermissionDenied):
+        services.load_template(cycle=active, team=north, template_key="sales", actor=alice)
+    with pytest.raises(PermissionDenied):
+        services.load_template(cycle=active, team=south, template_key="sales", actor=mona)
+    with pytest.raises(ValidationError) as excinfo:
+        services.load_template(cycle=active, team=north, template_key="sails", actor=mona)
+    assert excinfo.value.message_dict == {"template": [
+        "Unknown template “sails”; choose one of: sales, marketing, customer-service, customer-loyalty, "
+        "after-sales."]}
+    assert not KeyResult.objects.exists()
