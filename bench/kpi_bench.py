@@ -612,7 +612,7 @@ def _report(args, cases: list[KpiCase], setup: dict) -> str:
     # Plans of the misses.
     plans = []
     for k in missed:
-        if k.ratio is not None and k.ratio > RATIO_TARGET and k.eval_slowest_sql and k.eval_slowest_ms >= 5:
+        if k.ratio is not None and k.ratio > RATIO_TARGET and k.eval_slowest_sql:
             plans.append((f"`{k.slug}`: the KPI's statement ({k.eval_slowest_ms:.0f} ms)", k.eval_slowest_sql))
             if k.ref_sql:
                 plans.append((f"`{k.slug}`: the hand-written SQL", k.ref_sql))
