@@ -161,6 +161,15 @@ def _snapshot(kpi, period, *, kinds, force, now, compiled) -> tuple[list[KpiSnap
         written = KpiSnapshot.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=UPSERT_KEY, update_fields=UPSERT_FIELDS
         )
+        # Key results linked to this KPI get their automatic check-in in the same transaction as the
+        # snapshot, so neither exists without the other. A failure there must not cost the KPI its value.
+        try:
+            with transaction.atomic():
+                from okrs.services import checkins_from_snapshots  # okrs builds on kpis
+
+                checkins_from_snapshots(written)
+        except Exception:  # noqa: BLE001
+            logger.exception("KPI %s: automatic check-ins from the %s snapshot failed", kpi.slug, period.key)
     written_keys = {(row.dimension_kind, row.dimension_id) for row in written}
     rows = written + [row for row in existing if (row.dimension_kind, row.dimension_id) not in written_keys]
     return _ordered(rows), True

@@ -6,11 +6,33 @@
 - mona: manager of North; sam: admin; integ: an API-only integration user
 """
 
+import importlib
+
 import pytest
+from django.apps import apps
+from pytest_django.plugin import blocking_manager_key
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, User
 from tests.factories import TeamFactory, UserFactory
+
+
+def install_migration_data():
+    """The rows a fresh install gets from data migrations: the default pipeline, lost reasons, built-in KPIs."""
+    from kpis.builtins import install_builtins
+
+    importlib.import_module("pipeline.migrations.0002_defaults").create(apps, None)
+    install_builtins()
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test empties every table when it ends, migration data included: put that data back,
+    so the tests after it start from what a fresh install has (whatever order they run in)."""
+    yield
+    if "transactional_db" in getattr(item, "fixturenames", ()) or "live_server" in getattr(item, "fixturenames", ()):
+        with item.config.stash[blocking_manager_key].unblock():
+            install_migration_data()
 
 
 @pytest.fixture

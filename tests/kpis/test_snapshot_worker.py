@@ -19,8 +19,8 @@ from tests.factories import ContactFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# serialized_rollback: the flush after this test would otherwise drop the built-in KPIs of migration 0002.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The flush after each test drops the built-in KPIs; tests/conftest.py puts them back.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_tasks_are_routed_to_the_batch_queue_that_scripts_run_consumes():

@@ -119,6 +119,33 @@ def test_real_snapshot_fills_the_key_result(linked, active, win_rate, north, ali
     assert linked.current_value == D("75")
 
 
+def test_the_snapshot_run_itself_checks_in(linked, active, win_rate, north, alice, mona, make_deal, stages, price):
+    """snapshot_kpi writes the automatic check-in in the same transaction, with no separate call."""
+    from kpis import periods
+    from kpis.snapshots import snapshot_kpi
+    from okrs.models import CheckIn
+    from pipeline import services as pipeline_services
+
+    period = periods.containing(win_rate.frequency)
+    active.start_date, active.end_date = period.first_day - dt.timedelta(days=30), period.last_day
+    active.save()
+    linked.due_date = active.end_date
+    linked.save()
+    for n, won in enumerate([True, False]):
+        deal = make_deal(alice, name=f"D{n}", amount=100, expected_close_date=dt.date(2026, 3, 1),
+                         stage=stages["Lead"])
+        if won:
+            pipeline_services.deal_move(actor=mona, deal=deal, stage=stages["Won"])
+        else:
+            pipeline_services.deal_move(actor=mona, deal=deal, stage=stages["Lost"], lost_reason=price)
+    snapshot_kpi(win_rate, period)
+    snapshot_kpi(win_rate, period)  # a second run updates the same automatic check-in
+    linked.refresh_from_db()
+    # 1 won of 2 closed = 50 %
+    assert linked.current_value == D("50")
+    assert CheckIn.objects.filter(key_result=linked, is_automatic=True).count() == 1
+
+
 # --- templates -----------------------------------------------------------------------------------
 
 
