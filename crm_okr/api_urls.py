@@ -29,4 +29,5 @@ urlpatterns = router.urls + [
     path("", include("pipeline.reports_api_urls")),
     path("", include("kpis.api.urls")),
     path("", include("kpis.api.data_urls")),
+    path("", include("okrs.api.urls")),
 ]

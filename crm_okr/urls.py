@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("contacts.urls")),
     path("", include("pipeline.urls")),
     path("", include("kpis.urls")),
+    path("", include("okrs.urls")),
 ]
