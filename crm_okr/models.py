@@ -73,7 +73,11 @@ class FieldChange(models.Model):
         ordering = ["-changed_at", "-id"]
         verbose_name = _("field change")
         verbose_name_plural = _("field changes")
-        indexes = [models.Index(fields=["record_type", "record_id", "-changed_at"], name="fieldchange_record")]
+        indexes = [
+            models.Index(fields=["record_type", "record_id", "-changed_at"], name="fieldchange_record"),
+            # Who changed records lately: the CRM user adoption KPI asks it per user.
+            models.Index(fields=["actor", "changed_at"], name="fieldchange_actor_time"),
+        ]
 
     def __str__(self):
         return f"{self.record_type}#{self.record_id} {', '.join(self.changes)}"
