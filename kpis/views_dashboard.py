@@ -232,6 +232,7 @@ def kpi_detail(request, slug: str):
             status = benchmark_status(kpi, value)
             context["live"] = {"value": value, "error": value_error, "status": status,
                                "status_tone": benchmark_tone(kpi, status)}
+            context["unconverted"] = compiled.unconverted_currencies(period)
             leaves = []
             for index, leaf in enumerate(compiled.leaves):
                 leaf_value, leaf_error = _safely(lambda leaf=leaf: leaf.value(period, dimension), kpi.slug)

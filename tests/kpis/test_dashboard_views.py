@@ -438,3 +438,21 @@ def test_turkish_pages_keep_svg_coordinates_readable(client_for, mona):
     assert re.fullmatch(r"[ML0-9. ]+", path)
     detail = client.get("/kpis/test-tr/", HTTP_ACCEPT_LANGUAGE="tr").content.decode()
     assert re.search(r'<rect class="chart-band" x="\d+" y="[0-9.]+" width="[0-9.]+" height="[0-9.]+">', detail)
+
+
+def test_kpi_page_names_the_currencies_left_out_for_want_of_a_rate(client_for, mona, make_deal, alice):
+    import datetime as dt
+
+    from kpis.models import ExchangeRate
+
+    make_kpi("test-pipeline", formula="sum(deals.amount where status = 'open' at period end)",
+               unit=Kpi.Unit.CURRENCY)
+    make_deal(alice, name="Euro deal", amount=Decimal(100), currency="EUR")
+    make_deal(alice, name="Dollar deal", amount=Decimal(100), currency="USD")
+    ExchangeRate.objects.create(currency="USD", rate=Decimal("40"), valid_from=dt.date(2020, 1, 1))
+
+    html = client_for(mona).get("/kpis/test-pipeline/").content.decode()
+
+    # USD has a rate (100 × 40 = 4,000 counted); EUR has none and is named as left out
+    assert "Deals in EUR have no exchange rate for this period" in html
+    assert "USD have no" not in html
