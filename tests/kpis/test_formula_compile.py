@@ -231,13 +231,24 @@ class TestContacts:
         return {"a": a, "b": b, "c": c, "jan": jan}
 
     def test_lifecycle_at_period_start_and_churn(self, lifecycle):
-        # at 1 Jan: a customer (last change before: →customer), b customer, c lead (first change after: from lead)
+        # at 1 Jan: a customer (changed since → the last change before: →customer), b customer (unchanged since
+        # 20 Dec), c no value (changed since, and no change before 1 Jan) → a, b = 2
         assert value("count(contacts where lifecycle_stage = 'customer' at period start)") == 2
         # currently: b and c are customers, created before the end of January
         assert value("count(contacts where lifecycle_stage = 'customer' at period end)") == 2
         churn = ("count_distinct(lifecycle_changes.contact where to_stage = 'churned') * 100 / "
                  "count(contacts where lifecycle_stage in ('customer', 'advocate') at period start)")
         assert value(churn) == 50  # 1 churned × 100 / 2
+
+    def test_stage_at_an_instant_is_one_correlated_subquery(self, lifecycle, django_assert_num_queries):
+        # CASE WHEN lifecycle_changed_at < T THEN lifecycle_stage ELSE (the last change before T) END — as the
+        # hand-written churn SQL: a second (fallback) subquery misleads the planner at size.
+        compiled = compile_formula("count(contacts where lifecycle_stage in ('customer', 'advocate') at period start)")
+        with django_assert_num_queries(1) as captured:
+            assert compiled.evaluate(JAN) == 2
+        sql = captured.captured_queries[0]["sql"]
+        assert sql.count('FROM "contacts_lifecyclechange"') == 1
+        assert 'THEN U0."lifecycle_stage"' in sql or 'THEN V0."lifecycle_stage"' in sql
 
     def test_lead_conversion_per_team(self, lifecycle, deals, north, south):
         compiled = compile_formula("count(deals) * 100 / count(contacts)")
