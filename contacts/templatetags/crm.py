@@ -85,6 +85,8 @@ def section(url_name: str | None) -> str:
         return "settings"
     if name.startswith("kpi"):
         return "kpis"
+    if name.startswith("okr"):
+        return "okrs"
     return name
 
 
