@@ -7,7 +7,11 @@ inlines ``kpi('…')`` references and finds ``snapshot('…')`` KPIs. Evaluating
   source, ``SELECT <arithmetic of aggregates with FILTER (WHERE …)> FROM source WHERE <OR of the filters>``;
 - different sources: separate scalar subqueries combined by numeric arithmetic (``x / NULLIF(y, 0)``);
 - company level: ``SELECT <expression>``; per member of a dimension kind: the members' queryset annotated
-  with the expression, each subquery correlated with the member through the source's dimension path.
+  with the expression, where each source's subquery is computed ONCE for all members — its rows grouped by
+  the dimension path into one JSON object ``{member id: value}`` (an uncorrelated subquery: an InitPlan) —
+  and each member picks its entry; a member without rows gets the subtree's value over no rows (count 0,
+  sum 0, avg no value, …). External metrics (company-wide rows count for every member) and ``snapshot()``
+  stay correlated with the member: they are small, indexed lookups.
 
 User text only ever becomes query parameters.
 """
@@ -21,12 +25,14 @@ from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import (
     Avg,
+    BooleanField,
     Count,
     DecimalField,
     Exists,
     ExpressionWrapper,
     F,
     Func,
+    JSONField,
     Max,
     Min,
     OuterRef,
@@ -386,6 +392,7 @@ class Scope:
     now: dt.datetime
     kind: str | None = None
     value: object = None
+    members: bool = False  # every member of ``kind`` at once (``value`` is then OuterRef("pk") of the member)
 
     @property
     def as_of(self) -> dt.datetime:
@@ -538,9 +545,25 @@ class Builder:
                 either |= _and(q for _key, q, _node in arm)
             where &= either
         value = self.inner(node, filters)
+        if self.scope.members and not source.metric_dims:
+            return self.per_member(source, where, value)
         rows = self.source_rows(source, where).annotate(kpi_value=value).values("kpi_value").order_by()
         rows.query.group_by = None  # one row of aggregates over the whole (filtered) source
         return Subquery(rows, output_field=_DECIMAL)
+
+    def per_member(self, source: registry.Source, where: Q, value):
+        """Every member's value of a one-source subtree from ONE pass over the source: the rows grouped by the
+        dimension path into ``{member id: value}`` (uncorrelated, so computed once per statement), the member's
+        entry picked by its id; a member without rows gets the value over no rows."""
+        path = source.dims[self.scope.kind]
+        grouped = (
+            source.model._default_manager.filter(where).filter(**{f"{path}__isnull": False})
+            .values(member_key=F(path)).annotate(kpi_value=value).order_by()
+        )
+        empty = source.model._default_manager.filter(Value(False, output_field=BooleanField()))
+        empty = empty.annotate(kpi_value=value).values("kpi_value").order_by()
+        empty.query.group_by = None
+        return MemberValue(Keyed(grouped), F("pk"), Subquery(empty, output_field=_DECIMAL))
 
     def inner(self, node, filters: dict):
         if isinstance(node, ast.Num):
@@ -646,6 +669,29 @@ class Builder:
             rows = rows.filter(self.condition(node.where, target, Ctx(at=at, rate_day=ctx.rate_day,
                                                                       contact_rules=ctx.contact_rules)))
         return Exists(rows.order_by())
+
+
+class Keyed(Subquery):
+    """``{key: value}`` of a query selecting (key, value) rows, as one jsonb object."""
+
+    template = "(SELECT jsonb_object_agg(keyed.k, keyed.v) FROM (%(subquery)s) keyed(k, v))"
+    output_field = JSONField()
+
+
+class MemberValue(Func):
+    """The entry of ``keyed`` for ``member`` (JSON null: no value); ``empty`` when there is no entry."""
+
+    output_field = DecimalField()
+
+    def __init__(self, keyed, member, empty):
+        super().__init__(keyed, member, empty, output_field=_DECIMAL)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (keyed, keyed_params), (member, member_params), (empty, empty_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        sql = f"(COALESCE({keyed} -> ({member})::text, to_jsonb(({empty})::numeric)) #>> '{{}}')::numeric"
+        return sql, (*keyed_params, *member_params, *empty_params)
 
 
 class First(Func):
@@ -874,11 +920,12 @@ class Compiled:
 
     def evaluate_members(self, period, kind: str, *, now=None) -> dict:
         """``{member id: value}`` for every member of a dimension kind (``kpis.dimensions.members``): ONE
-        statement, the members' rows annotated with the formula correlated through each source's path."""
+        statement, the members' rows annotated with the formula; each source is read once for all members
+        (grouped by the source's dimension path), not once per member."""
         from kpis import dimensions
 
         self.check_kind(kind)
-        scope = Scope(period, now or timezone.now(), kind, OuterRef("pk"))
+        scope = Scope(period, now or timezone.now(), kind, OuterRef("pk"), members=True)
         expression = Builder(self, scope).expression(self.tree)
         rows = dimensions.members(kind).annotate(kpi_value=expression).values_list("pk", "kpi_value")
         return _run(lambda: {pk: _as_decimal(value) for pk, value in rows})
