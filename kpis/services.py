@@ -13,7 +13,8 @@ from django.utils.translation import gettext as _
 
 from crm_okr import history
 
-from .formula import Compiled, FormulaError, compile_formula
+from .formula import Compiled, FormulaError, ast, compile_formula
+from .formula.parser import parse
 from .models import Kpi
 
 # The fields an admin may set on a KPI (everything else is decided by the system).
@@ -22,6 +23,8 @@ EDITABLE_FIELDS = [
     "benchmark_high", "benchmark_text", "snapshot_at_start", "is_active", "order",
 ]
 HISTORY_FIELDS = [name for name in EDITABLE_FIELDS if name != "order"]
+# Words the KPI URLs and API use right after /kpis/: no KPI may take them as its key.
+RESERVED_SLUGS = frozenset({"new", "preview", "language", "data", "validate"})
 
 
 def _require_admin(actor) -> None:
@@ -52,6 +55,11 @@ def _unknown_fields(fields: dict) -> None:
         raise ValidationError({name: [_("This field cannot be set.")] for name in unknown})
 
 
+def _check_slug(slug) -> None:
+    if str(slug or "").strip().lower() in RESERVED_SLUGS:
+        raise ValidationError({"slug": [_("“%(slug)s” is a reserved word; choose another key.") % {"slug": slug}]})
+
+
 def _full_clean(kpi: Kpi) -> None:
     try:
         kpi.full_clean(exclude=["created_by"])
@@ -63,6 +71,7 @@ def _full_clean(kpi: Kpi) -> None:
 def kpi_create(*, actor, **fields) -> Kpi:
     _require_admin(actor)
     _unknown_fields(fields)
+    _check_slug(fields.get("slug"))
     kpi = Kpi(created_by=actor, **fields)
     kpi.formula = (kpi.formula or "").strip()
     compiled = kpi_validate(kpi.formula, slug=kpi.slug) if kpi.formula else None
@@ -72,11 +81,29 @@ def kpi_create(*, actor, **fields) -> Kpi:
     return kpi
 
 
-def _referenced_by(slug: str) -> list[str]:
-    """Slugs of the KPIs whose formula mentions ``slug`` in kpi('…') or snapshot('…')."""
+def _direct_references(formula: str) -> tuple[set, set]:
+    """``(kpi('…') slugs, snapshot('…') slugs)`` a formula names, from its parsed tree (a mention in a comment
+    or in a text is not a reference); a formula that does not parse names none."""
+    try:
+        tree = parse(formula or "")
+    except FormulaError:
+        return set(), set()
+    inlined, snapshots = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.KpiRef):
+            inlined.add(node.slug)
+        elif isinstance(node, ast.SnapshotRef):
+            snapshots.add(node.slug)
+    return inlined, snapshots
+
+
+def _referenced_by(slug: str, *, inlined_only: bool = False) -> list[str]:
+    """Slugs of the other KPIs whose formula refers to ``slug`` through kpi('…') (and, unless ``inlined_only``,
+    snapshot('…')), in slug order."""
     found = []
-    for other_slug, formula in Kpi.objects.exclude(slug=slug).values_list("slug", "formula"):
-        if f"'{slug}'" in formula or f'"{slug}"' in formula:
+    for other_slug, formula in Kpi.objects.exclude(slug=slug).order_by("slug").values_list("slug", "formula"):
+        inlined, snapshots = _direct_references(formula)
+        if slug in inlined or (not inlined_only and slug in snapshots):
             found.append(other_slug)
     return found
 
@@ -92,6 +119,7 @@ def kpi_update(kpi: Kpi, *, actor, **fields) -> Kpi:
         setattr(kpi, name, value)
     kpi.formula = (kpi.formula or "").strip()
     if kpi.slug != old_slug:
+        _check_slug(kpi.slug)
         if kpi.is_builtin:
             raise ValidationError({"slug": [_("The key of a built-in KPI cannot change.")]})
         users = _referenced_by(old_slug)
@@ -110,9 +138,25 @@ def kpi_update(kpi: Kpi, *, actor, **fields) -> Kpi:
     return kpi
 
 
+def _inlining(slug: str) -> list[str]:
+    """Slugs of the KPIs that inline ``slug`` through kpi('…'), directly or through other KPIs."""
+    users: dict[str, set] = {}
+    for other_slug, formula in Kpi.objects.order_by("slug").values_list("slug", "formula"):
+        for used in _direct_references(formula)[0]:
+            users.setdefault(used, set()).add(other_slug)
+    found, queue = [], [slug]
+    while queue:
+        for other in sorted(users.get(queue.pop(0), ())):
+            if other != slug and other not in found:
+                found.append(other)
+                queue.append(other)
+    return found
+
+
 def _refresh_dependents(slug: str) -> None:
-    """KPIs that inline ``slug`` through kpi('…') now compute something else: new dimensions and version."""
-    for other in Kpi.objects.filter(slug__in=_referenced_by(slug)).select_for_update():
+    """KPIs that inline ``slug`` through kpi('…') — directly or through other KPIs — now compute something
+    else: new dimensions and the next version."""
+    for other in Kpi.objects.filter(slug__in=_inlining(slug)).order_by("slug").select_for_update():
         try:
             compiled = compile_formula(other.formula, slug=other.slug)
         except FormulaError:
@@ -121,6 +165,22 @@ def _refresh_dependents(slug: str) -> None:
             other.dimensions = compiled.dimensions
             other.formula_version += 1
             other.save(update_fields=["dimensions", "formula_version"])
+
+
+@transaction.atomic
+def kpi_delete(kpi: Kpi, *, actor) -> None:
+    """Delete a custom KPI with its snapshots. Admins only; a built-in KPI is made inactive instead, and a KPI
+    another formula refers to (kpi('…') or snapshot('…')) stays until that formula changes."""
+    _require_admin(actor)
+    kpi = Kpi.objects.select_for_update().get(pk=kpi.pk)
+    if kpi.is_builtin:
+        raise ValidationError({"is_builtin": [
+            _("A built-in KPI cannot be deleted; make it inactive instead.")]})
+    users = _referenced_by(kpi.slug)
+    if users:
+        raise ValidationError({"slug": [_("Other KPIs use this one: %(kpis)s. Change their formulas first.")
+                                        % {"kpis": ", ".join(users)}]})
+    kpi.delete()
 
 
 def evaluate(kpi: Kpi, period, dimension=None) -> Decimal | None:

@@ -63,9 +63,11 @@ class Parser:
             self.i += 1
         return token
 
-    def error(self, message: str, token: Token | None = None):
+    def error(self, message: str, token: Token | None = None, *, says_position: bool = False):
+        """Raise at ``token`` (default: the current one); ``says_position``: the message already names its
+        position ("… at position N"), so ``with_position()`` does not repeat it."""
         token = token or self.tok
-        raise FormulaError(message, token.pos, max(token.end, token.pos + 1))
+        raise FormulaError(message, token.pos, max(token.end, token.pos + 1), says_position=says_position)
 
     def expect_op(self, op: str, message: str) -> Token:
         if not self.tok.is_op(op):
@@ -89,10 +91,11 @@ class Parser:
         if self.tok.kind != END:
             token = self.tok
             if token.is_op(")"):
-                self.error(_("Unexpected “)” at position %(pos)s: there is no “(” to close.") % {"pos": token.pos})
+                self.error(_("Unexpected “)” at position %(pos)s: there is no “(” to close.") % {"pos": token.pos},
+                           says_position=True)
             self.error(
                 _("Unexpected %(token)s at position %(pos)s: expected an operator (+ - * /) or the end of the "
-                  "formula.") % {"token": describe(token), "pos": token.pos}
+                  "formula.") % {"token": describe(token), "pos": token.pos}, says_position=True,
             )
         return node
 
@@ -146,7 +149,8 @@ class Parser:
                 self.error(
                     _("Unexpected “%(name)s” at position %(pos)s: a formula is made of numbers and functions such "
                       "as count(deals), sum(deals.amount), kpi('win-rate').") % {"name": token.value[:40],
-                                                                                 "pos": token.pos}
+                                                                                 "pos": token.pos},
+                    says_position=True,
                 )
             if name not in FUNCTIONS:
                 hint = suggest(name, FUNCTIONS)
@@ -166,7 +170,7 @@ class Parser:
         if token.kind == END:
             self.error(_("The formula ends too early: expected a number or a function."))
         self.error(_("Unexpected %(token)s at position %(pos)s: expected a number or a function.")
-                   % {"token": describe(token), "pos": token.pos})
+                   % {"token": describe(token), "pos": token.pos}, says_position=True)
 
     def check_number(self, value, token: Token):
         if abs(value) > MAX_NUMBER:
@@ -227,7 +231,7 @@ class Parser:
                 self.error(_("Expected “)” to close “%(func)s(” at position %(pos)s.") % {"func": func,
                                                                                          "pos": opening.pos})
             self.error(_("Expected “)” after the aggregate at position %(pos)s (found %(token)s).")
-                       % {"pos": token_now.pos, "token": describe(token_now)})
+                       % {"pos": token_now.pos, "token": describe(token_now)}, says_position=True)
         closing = self.advance()
         node.end = closing.end
         node.text = self.text[node.pos:node.end]
@@ -341,7 +345,7 @@ class Parser:
             if token.kind == END:
                 self.error(_("The condition ends too early: expected a field, e.g. status = 'won'."))
             self.error(_("Unexpected %(token)s at position %(pos)s: expected a condition on a field, e.g. "
-                         "status = 'won'.") % {"token": describe(token), "pos": token.pos})
+                         "status = 'won'.") % {"token": describe(token), "pos": token.pos}, says_position=True)
         self.advance()
         field = self.name(token)
         nxt = self.tok
@@ -395,7 +399,7 @@ class Parser:
             self.advance()
             return ast.Lit("bool", token.value.lower() == "true", pos=token.pos, end=token.end)
         self.error(_("Expected a value (a text in quotes, a number, true or false) at position %(pos)s; found "
-                     "%(token)s.") % {"pos": token.pos, "token": describe(token)})
+                     "%(token)s.") % {"pos": token.pos, "token": describe(token)}, says_position=True)
 
 
 def parse(text: str) -> ast.Node:

@@ -96,7 +96,7 @@ def tokenize(text: str) -> list[Token]:
                 if i >= n or text[i] == "\n":
                     raise FormulaError(
                         _("The text starting at position %(pos)s has no closing %(quote)s.")
-                        % {"pos": start, "quote": quote}, start, i,
+                        % {"pos": start, "quote": quote}, start, i, says_position=True,
                     )
                 if text[i] == quote:
                     if i + 1 < n and text[i + 1] == quote:  # a doubled quote stands for the quote itself
@@ -126,6 +126,7 @@ def tokenize(text: str) -> list[Token]:
             raise FormulaError(_("Use straight quotes (' or \") around texts, not “%(ch)s”.") % {"ch": ch}, i)
         else:
             shown = ch if ch.isprintable() else repr(ch)
-            raise FormulaError(_("Unexpected character “%(ch)s” at position %(pos)s.") % {"ch": shown, "pos": i}, i)
+            raise FormulaError(_("Unexpected character “%(ch)s” at position %(pos)s.") % {"ch": shown, "pos": i}, i,
+                               says_position=True)
     tokens.append(Token(END, "", n, n))
     return tokens

@@ -1,5 +1,6 @@
 """The tokenizer and parser: the tree, positions, and the messages of malformed formulas."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -144,7 +145,10 @@ class TestErrors:
         exc = error(text)
         assert message in exc.message
         assert exc.position == position
-        assert exc.with_position().endswith(f"(position {position})")
+        # the position is said once: appended, unless the message already says "at position N"
+        shown = exc.with_position()
+        assert len(re.findall(rf"position {position}\b", shown)) == 1
+        assert shown.endswith(f"(position {position})") == (f"at position {position}" not in exc.message)
 
     def test_nesting_cap(self):
         assert isinstance(parse("(" * 25 + "1" + ")" * 25), ast.Num)

@@ -10,7 +10,7 @@ from crm_okr.models import FieldChange
 from kpis import services
 from kpis.dimensions import Dimension
 from kpis.formula import FormulaError
-from kpis.models import Kpi
+from kpis.models import Kpi, KpiSnapshot
 from kpis.periods import Period
 from tests.factories import ContactFactory
 
@@ -36,6 +36,14 @@ class TestValidate:
             "formula": ["Unknown field “stauts” on deals — did you mean “status”? (position 18)"]
         }
         assert info.value.formula_error.position == 18
+
+    def test_a_message_that_says_its_position_does_not_repeat_it(self, db):
+        with pytest.raises(ValidationError) as info:
+            services.kpi_validate("count(deals where status = 'won' xyz)")
+        assert info.value.message_dict == {
+            "formula": ["Expected “)” after the aggregate at position 33 (found “xyz”)."]
+        }
+        assert info.value.formula_error.position == 33
 
     def test_empty(self, db):
         with pytest.raises(ValidationError) as info:
@@ -73,6 +81,13 @@ class TestCreate:
         with pytest.raises(ValidationError) as info:
             create(sam, formula_version=9, is_builtin=True)
         assert set(info.value.message_dict) == {"formula_version", "is_builtin"}
+
+    @pytest.mark.parametrize("slug", ["new", "preview", "language", "data", "validate"])
+    def test_reserved_slugs_refused(self, sam, slug):
+        with pytest.raises(ValidationError) as info:
+            create(sam, slug=slug)
+        assert info.value.message_dict == {"slug": [f"“{slug}” is a reserved word; choose another key."]}
+        assert not Kpi.objects.filter(slug=slug).exists()
 
     def test_self_reference_refused(self, sam):
         with pytest.raises(ValidationError) as info:
@@ -118,6 +133,26 @@ class TestUpdate:
         with pytest.raises(PermissionDenied):
             services.kpi_update(kpi, actor=mona, name="x")
 
+    def test_reserved_slug_refused(self, sam):
+        kpi = create(sam)
+        with pytest.raises(ValidationError) as info:
+            services.kpi_update(kpi, actor=sam, slug="validate")
+        assert list(info.value.message_dict) == ["slug"]
+        kpi.refresh_from_db()
+        assert kpi.slug == "contacts-made"
+
+    def test_slug_mentioned_only_in_a_comment_or_a_text_may_change(self, sam):
+        a = create(sam, slug="a", formula="1")
+        create(sam, slug="b", formula="count(deals where name = 'a')  # like kpi('a')")
+        assert services.kpi_update(a, actor=sam, slug="a2").slug == "a2"
+
+    def test_slug_used_through_snapshot_cannot_change(self, sam):
+        a = create(sam, slug="a", formula="1")
+        create(sam, slug="b", formula="snapshot('a') * 2")
+        with pytest.raises(ValidationError) as info:
+            services.kpi_update(a, actor=sam, slug="a2")
+        assert info.value.message_dict == {"slug": ["Other KPIs use this key: b."]}
+
 
 class TestEvaluate:
     def test_value_and_dimension(self, sam, alice, charlie, north):
@@ -139,3 +174,57 @@ def test_dependents_follow_a_formula_change(sam):
     services.kpi_update(base, actor=sam, formula="count(contacts)")
     user.refresh_from_db()
     assert (user.dimensions, user.formula_version) == (["team", "owner", "source"], 2)
+
+
+def test_dependents_follow_a_formula_change_transitively(sam):
+    base = create(sam, slug="base", formula="count(deals)")
+    middle = create(sam, slug="middle", formula="kpi('base') * 2")
+    top = create(sam, slug="top", formula="kpi('middle') + 1")
+    stored = create(sam, slug="stored", formula="snapshot('base') + snapshot('top')")
+    services.kpi_update(base, actor=sam, formula="count(contacts)")
+    for kpi in (middle, top, stored):
+        kpi.refresh_from_db()
+    assert (middle.dimensions, middle.formula_version) == (["team", "owner", "source"], 2)
+    assert (top.dimensions, top.formula_version) == (["team", "owner", "source"], 2)
+    # snapshot() reads stored values: nothing to recompute
+    assert (stored.dimensions, stored.formula_version) == (["team", "owner", "pipeline", "source"], 1)
+
+
+class TestDelete:
+    def test_admin_deletes_a_custom_kpi_with_its_snapshots(self, sam):
+        kpi = create(sam)
+        KpiSnapshot.objects.create(kpi=kpi, frequency="monthly", period_start=JAN.start, period_end=JAN.end,
+                                   value=Decimal(1), formula_version=1)
+        assert services.kpi_delete(kpi, actor=sam) is None
+        assert not Kpi.objects.filter(slug="contacts-made").exists()
+        assert not KpiSnapshot.objects.filter(kpi_id=kpi.pk).exists()
+
+    @pytest.mark.parametrize("persona", ["alice", "mona", "integ"])
+    def test_only_admins(self, request, sam, persona):
+        kpi = create(sam)
+        with pytest.raises(PermissionDenied):
+            services.kpi_delete(kpi, actor=request.getfixturevalue(persona))
+        assert Kpi.objects.filter(pk=kpi.pk).exists()
+
+    def test_builtin_refused(self, sam):
+        kpi = Kpi.objects.get(slug="win-rate")
+        with pytest.raises(ValidationError) as info:
+            services.kpi_delete(kpi, actor=sam)
+        assert info.value.message_dict == {"is_builtin": [
+            "A built-in KPI cannot be deleted; make it inactive instead."]}
+        assert Kpi.objects.filter(slug="win-rate").exists()
+
+    @pytest.mark.parametrize("formula", ["kpi('contacts-made') * 2", "snapshot('contacts-made') + 1"])
+    def test_refused_while_another_formula_refers_to_it(self, sam, formula):
+        kpi = create(sam)
+        create(sam, slug="user", formula=formula)
+        with pytest.raises(ValidationError) as info:
+            services.kpi_delete(kpi, actor=sam)
+        assert info.value.message_dict == {"slug": ["Other KPIs use this one: user. Change their formulas first."]}
+        assert Kpi.objects.filter(pk=kpi.pk).exists()
+
+    def test_a_mention_in_a_comment_or_text_is_not_a_reference(self, sam):
+        kpi = create(sam)
+        create(sam, slug="note", formula="count(deals where name = 'contacts-made')  # was kpi('contacts-made')")
+        services.kpi_delete(kpi, actor=sam)
+        assert not Kpi.objects.filter(pk=kpi.pk).exists()
