@@ -14,12 +14,12 @@ from contacts.forms import ServiceErrorsMixin
 from crm_okr.text import fold
 
 from .models import Frequency, Kpi
+from .services import RESERVED_SLUGS  # keys that would clash with the KPI pages' URLs
 
 SLUG_MAX = Kpi._meta.get_field("slug").max_length
 # What ``kpi('…')`` can name: lower-case ASCII words joined by hyphens or underscores.
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 # Words the KPI pages use right under /kpis/, so no KPI may take them as its key.
-RESERVED_SLUGS = frozenset({"new", "data", "preview", "language"})
 _POSITION_IN_TEXT = re.compile(r"\(position (\d+)\)|at position (\d+)")
 # The longest line shown around a caret; longer lines are cut around the error.
 _CARET_WINDOW = 80
