@@ -16,6 +16,7 @@ app.conf.task_routes = {
     "crm_okr.tasks.sweep_events": {"queue": "interactive"},
     "kpis.tasks.snapshot_kpis": {"queue": "batch"},
     "kpis.tasks.send_monday_report": {"queue": "batch"},
+    "okrs.tasks.send_check_in_reminders": {"queue": "batch"},
 }
 # Crontab times are in CELERY_TIMEZONE, the company's time zone.
 app.conf.beat_schedule = {
@@ -26,6 +27,10 @@ app.conf.beat_schedule = {
     },
     "kpi-monday-report": {
         "task": "kpis.tasks.send_monday_report", "schedule": crontab(minute=0, hour=8, day_of_week="mon"),
+        "options": {"queue": "batch"},
+    },
+    "okr-check-in-reminders": {
+        "task": "okrs.tasks.send_check_in_reminders", "schedule": crontab(minute=0, hour=9),
         "options": {"queue": "batch"},
     },
 }

@@ -340,3 +340,25 @@ class KeyResultChange(models.Model):
 
     def __str__(self):
         return f"{self.key_result_id} {self.field}: {self.old_value} → {self.new_value}"
+
+
+class KeyResultReminder(models.Model):
+    """A check-in reminder sent to the owner of a key result kept by hand (``okrs.reminders``): the same key
+    result is not reminded again within 7 days."""
+
+    key_result = models.ForeignKey(
+        KeyResult, verbose_name=_("key result"), on_delete=models.CASCADE, related_name="reminders"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("reminded"), on_delete=models.CASCADE, related_name="+",
+    )
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["key_result", "-sent_at", "-id"]
+        verbose_name = _("check-in reminder")
+        verbose_name_plural = _("check-in reminders")
+        indexes = [models.Index(fields=["key_result", "-sent_at"], name="keyresultreminder_latest")]
+
+    def __str__(self):
+        return f"{self.key_result_id} → {self.user_id} at {self.sent_at:%Y-%m-%d %H:%M}"
