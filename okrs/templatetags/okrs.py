@@ -7,7 +7,7 @@ Geometry is computed here in Python and written with a dot as the decimal separa
 """
 
 import datetime as dt
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django import template
 from django.conf import settings
@@ -54,7 +54,8 @@ def okr_pct(fraction) -> str:
     “—” for no value."""
     if fraction is None or fraction == "":
         return "—"
-    return format_percent(floatformat(Decimal(fraction) * 100, "-1"))
+    percent = (Decimal(fraction) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return format_percent(floatformat(percent, "-1"))
 
 
 @register.filter

@@ -405,6 +405,7 @@ def test_help_page_shows_the_worked_example(bob, client_for):
 
 def test_formatting_helpers(tree):
     assert okr_pct(D("0.3889")) == "38.9%" and okr_pct(D("0.35")) == "35%" and okr_pct(None) == "—"
+    assert okr_pct(D("0.0001")) == "0%" and okr_pct(D("1.25")) == "125%"
     win = fresh(tree["win"])
     assert okr_value(D("26.000000"), win) == "26%" and okr_value(None, win) == "—"
     assert okr_value(D("1"), tree["demo"]) == "Done"
