@@ -324,7 +324,22 @@ def test_my_key_results_with_the_quick_check_in_form(tree, mona, alice, north, w
     assert 'name="value"' not in kpi_block.split("</form>")[0] and 'name="confidence"' in kpi_block
     # alice's milestone: done or not
     html = client_for(alice).get(reverse("okr-mine")).content.decode()
-    assert '<option value="1">Done</option>' in html
+    assert '<option value="yes">Done</option>' in html
+
+
+def test_quick_check_in_posts_to_the_forms_view(tree, mona, alice, client_for, clock):
+    """The quick form's fields as the check-in view reads them; back to my key results afterwards."""
+    client = client_for(mona)
+    url = reverse("okr-check-in", args=[tree["win"].pk])
+    response = client.post(url, {"value": "27", "confidence": "7", "note": "Two wins this week",
+                                 "next": reverse("okr-mine")})
+    assert response.status_code == 302 and response["Location"] == reverse("okr-mine")
+    row = tree["win"].check_ins.order_by("-id").first()
+    assert (row.value, row.confidence, row.note, row.author) == (D("27"), 7, "Two wins this week", mona)
+    client = client_for(alice)
+    response = client.post(reverse("okr-check-in", args=[tree["demo"].pk]),
+                           {"done": "yes", "confidence": "9", "note": "", "next": reverse("okr-mine")})
+    assert response.status_code == 302 and fresh(tree["demo"]).milestone_done is True
 
 
 def test_my_key_results_empty(db, bob, client_for):
