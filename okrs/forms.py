@@ -280,7 +280,8 @@ class CheckInForm(ServiceForm):
         super().__init__(*args, auto_id="id_checkin_%s", **kwargs)
         self.key_result = key_result
         if key_result.kind == KeyResult.Kind.MILESTONE:
-            del self.fields["value"]
+            # The quick form of "my key results" posts a milestone as value 1 (done) or 0 (not yet).
+            self.fields["value"].widget = forms.HiddenInput()
         else:
             del self.fields["done"]
             if key_result.kpi_id is not None:

@@ -8,7 +8,6 @@ visible record the user may not change is a 403, and every write goes through ``
 ValidationErrors are shown next to the fields; guidance warnings are shown after saving, never as errors).
 """
 
-import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib import messages
@@ -17,7 +16,7 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import floatformat
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -39,6 +38,7 @@ from .forms import (
     TemplateLoadForm,
 )
 from .models import CheckIn, Cycle, Initiative, KeyResult, KeyResultChange, Objective
+from .templatetags.okrs import kr_chart
 
 # An invalid form answers 422 (htmx swaps it like a 200; see base.html).
 INVALID = 422
@@ -398,64 +398,6 @@ def key_result_edit(request, pk: int):
     return _key_result_form_view(request, objective=kr.objective, instance=kr)
 
 
-CHART_WIDTH, CHART_HEIGHT = 720, 240
-CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 64, 16, 12, 28
-
-
-def _svg(number: float) -> str:
-    return f"{number:.1f}"
-
-
-def value_chart(kr: KeyResult, cycle: Cycle, series, pace) -> dict:
-    """The geometry of a key result's value chart: time across the cycle, the values of its check-ins (automatic
-    ones marked), the target line and the expected-pace line (increase/decrease). Numbers written with a dot."""
-    start, end = selectors.cycle_window(cycle)
-    values = [p.value for p in series]
-    if kr.kind == KeyResult.Kind.MILESTONE:
-        values = [Decimal(1) if v >= 1 else Decimal(0) for v in values]
-    extra = [v for v in (kr.start_value, kr.target_value) if v is not None]
-    numbers = values + extra or [Decimal(0), Decimal(1)]
-    low, high = min(numbers), max(numbers)
-    if low == high:
-        pad = abs(low) / 10 or Decimal(1)
-        low, high = low - pad, high + pad
-    pad = (high - low) / 10
-    low, high = low - pad, high + pad
-    plot_w = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
-    plot_h = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
-    span_t = (end - start).total_seconds() or 1
-
-    def x(when: dt.datetime) -> float:
-        share = min(max((when - start).total_seconds() / span_t, 0.0), 1.0)
-        return CHART_LEFT + share * plot_w
-
-    def y(value: Decimal) -> float:
-        return CHART_TOP + float((high - Decimal(value)) / (high - low)) * plot_h
-
-    dots = [{"x": _svg(x(p.measured_at)), "y": _svg(y(v)), "automatic": p.is_automatic,
-             "when": p.measured_at, "text": format_value(v, kr.unit)} for p, v in zip(series, values, strict=True)]
-    path = " ".join(f"{'L' if i else 'M'}{d['x']} {d['y']}" for i, d in enumerate(dots))
-    target = kr.target_value if kr.kind != KeyResult.Kind.MILESTONE else Decimal(1)
-    pace_path = ""
-    if pace:
-        pace_path = " ".join(f"{'L' if i else 'M'}{_svg(x(when))} {_svg(y(value))}"
-                             for i, (when, value) in enumerate(pace))
-    ticks = []
-    for i in range(5):
-        value = low + (high - low) * i / 4
-        ticks.append({"y": _svg(y(value)), "text": format_value(value.quantize(Decimal("0.01")), kr.unit)})
-    now_x = _svg(x(timezone.now())) if start <= timezone.now() < end else None
-    return {
-        "width": CHART_WIDTH, "height": CHART_HEIGHT, "left": CHART_LEFT, "right": CHART_WIDTH - CHART_RIGHT,
-        "top": CHART_TOP, "base_y": _svg(CHART_TOP + plot_h), "label_y": _svg(CHART_HEIGHT - 8),
-        "dots": dots, "path": path, "pace_path": pace_path, "ticks": ticks, "now_x": now_x,
-        "target_y": _svg(y(target)) if target is not None else None,
-        "target_text": format_value(target, kr.unit) if kr.kind != KeyResult.Kind.MILESTONE else _("Done"),
-        "start_label": formats.date_format(cycle.start_date, "SHORT_DATE_FORMAT"),
-        "end_label": formats.date_format(cycle.end_date, "SHORT_DATE_FORMAT"),
-    }
-
-
 def _key_result_page(request, kr: KeyResult, *, check_in_form=None, annotate_forms=None, status=200):
     objective, cycle = kr.objective, kr.objective.cycle
     state = selectors.key_result_state(kr)
@@ -478,8 +420,7 @@ def _key_result_page(request, kr: KeyResult, *, check_in_form=None, annotate_for
         "history": history, "can_edit": can_edit,
         "initiatives": list(kr.initiatives.select_related("owner").order_by("due_date", "id")),
         "check_in_form": check_in_form or (CheckInForm(key_result=kr) if can_edit else None),
-        "chart": value_chart(kr, cycle, series, selectors.pace_line(kr, cycle)),
-        "has_values": bool(series),
+        "chart": kr_chart(kr, cycle, series),
     }, status=status)
 
 

@@ -144,4 +144,4 @@ def test_manager_loads_the_sales_template_kpi_fills_it_and_a_rep_checks_in(live_
     expect(page.get_by_test_id("confidence")).to_have_text("7")
     expect(page.get_by_test_id("progress")).to_contain_text("30%")
     expect(page.get_by_test_id("check-ins")).to_contain_text("İki büyük teklif bu ay kapanıyor")
-    expect(page.get_by_test_id("chart").locator("circle")).to_have_count(1)
+    expect(page.get_by_test_id(f"chart-{manual.pk}").locator("circle.okr-dot")).to_have_count(1)

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from okrs import services
 from okrs.models import CheckIn, Cycle, Initiative, KeyResult, KeyResultChange, Objective
-from okrs.views_forms import format_value, value_chart
+from okrs.views_forms import format_value
 
 from .conftest import Q1_END, snapshot
 
@@ -349,6 +349,13 @@ def test_milestone_check_in(client_for, mona, active, north_objective, make_kr):
     assert client.post(reverse("okr-check-in", args=[milestone.pk]), {"done": "yes"}).status_code == 302
     milestone.refresh_from_db()
     assert milestone.milestone_done is True
+    # the quick form of "my key results" posts value 0 / 1
+    response = client.post(reverse("okr-check-in", args=[milestone.pk]), {"value": "0", "next": "/okrs/mine/"})
+    assert response.url == "/okrs/mine/"
+    milestone.refresh_from_db()
+    assert milestone.milestone_done is False
+    response = client.post(reverse("okr-check-in", args=[milestone.pk]), {"value": "7"})
+    assert response.status_code == 422 and "value" in response.context["check_in_form"].errors
 
 
 def test_automatic_check_in_gets_a_note(client_for, mona, north, active, north_objective, win_rate):
@@ -435,21 +442,16 @@ def test_integration_users_get_403(client_for, integ, kr):
 # --- the chart -----------------------------------------------------------------------------------
 
 
-def test_value_chart_geometry(active, kr):
-    """Cycle 1 Jan – 31 Mar (90 days) on 640 px from x = 64; values 22 → 30 padded by a tenth of the span.
-
-    Span 8 → pad 0.8: axis 21.2 … 30.8 (9.6) on 200 px from y = 12. A value of 26 on 15 Feb (45 of 90 days):
-    x = 64 + 0.5 × 640 = 384; y = 12 + (30.8 − 26) ÷ 9.6 × 200 = 12 + 100 = 112.
-    Target 30: y = 12 + 0.8 ÷ 9.6 × 200 = 28.7; the pace line runs from (64, 195.3) to (704, 28.7).
-    """
-    from okrs.selectors import SeriesPoint, pace_line
-
-    from .conftest import MID
-
-    chart = value_chart(kr, active, [SeriesPoint(MID, D("26"), False, 7)], pace_line(kr, active))
-    assert chart["dots"][0]["x"] == "384.0" and chart["dots"][0]["y"] == "112.0"
-    assert chart["target_y"] == "28.7"
-    assert chart["pace_path"] == "M64.0 195.3 L704.0 28.7"
+def test_key_result_page_draws_the_value_chart(client_for, alice, kr):
+    """The PAGES helper's chart (okrs.templatetags.okrs.kr_chart, tested there): one dot per check-in with a
+    value, the target line and the expected-pace line of an increase."""
+    services.check_in(actor=alice, key_result=kr, value="24")
+    services.check_in(actor=alice, key_result=kr, value="25", confidence=6)
+    body = client_for(alice).get(reverse("okr-kr", args=[kr.pk])).content.decode()
+    start = body.index(f'data-testid="chart-{kr.pk}"')
+    chart = body[start:body.index("</svg>", start)]
+    assert chart.count('class="okr-dot') == 2
+    assert 'data-testid="target-line"' in chart and 'data-testid="pace-line"' in chart
 
 
 def test_format_value():
