@@ -67,6 +67,7 @@ TEMPLATE_LIST: list[OkrTemplate] = [
                 INCREASE, PERCENT, start=Decimal("22"), target=Decimal("30"), kpi="win-rate",
             ),
             KeyResultTemplate(
+                # xgettext:no-python-format
                 _("Grow monthly sales revenue by 15 % over the 3 months"), INCREASE, PERCENT,
                 start=Decimal("0"), target=Decimal("15"), due_in_months=3,
             ),
@@ -79,6 +80,7 @@ TEMPLATE_LIST: list[OkrTemplate] = [
         description=_("Bring in leads that are ready for sales, and convert more visitors into leads."),
         key_results=(
             KeyResultTemplate(
+                # xgettext:no-python-format
                 _("Raise the MQL rate by 10 % during the quarter"), INCREASE, PERCENT,
                 start=Decimal("0"), target=Decimal("10"),
             ),
