@@ -3,9 +3,14 @@
 ``compile_formula`` parses, checks every name against the registry (with did-you-mean suggestions),
 inlines ``kpi('…')`` references and finds ``snapshot('…')`` KPIs. Evaluating a period then builds:
 
-- for each largest arithmetic subtree whose aggregates all read one source: ONE scalar subquery over that
-  source, ``SELECT <arithmetic of aggregates with FILTER (WHERE …)> FROM source WHERE <OR of the filters>``;
-- different sources: separate scalar subqueries combined by numeric arithmetic (``x / NULLIF(y, 0)``);
+- for each largest arithmetic subtree whose aggregates all read one range of one source (same source, anchor
+  field, window and N days): ONE scalar subquery over that source,
+  ``SELECT <arithmetic of aggregates with FILTER (WHERE …)> FROM source WHERE <range> AND <OR of the filters>``
+  (win rate's two counts: one index range scan);
+- different sources, or different ranges of one source (deals open at the period end by ``created_at`` and
+  deals won in the period by ``closed_at``): separate scalar subqueries combined by numeric arithmetic
+  (``x / NULLIF(y, 0)``) — each can use its own index range, where one scan under an OR of both would read
+  the whole table;
 - company level: ``SELECT <expression>``; per member of a dimension kind: the members' queryset annotated
   with the expression, where each source's subquery is computed ONCE for all members — its rows grouped by
   the dimension path into one JSON object ``{member id: value}`` (an uncorrelated subquery: an InitPlan) —
@@ -440,12 +445,14 @@ class Builder:
     def ctx(self, at) -> Ctx:
         return Ctx(at=at, rate_day=self.scope.period.last_day, contact_rules=self.compiled.contact_rules)
 
-    # Which sources a subtree reads (numbers read none; each snapshot() is its own).
+    # Which scans a subtree needs (numbers need none; each snapshot() is its own): aggregates of one source
+    # share a scan only when they read the same range of its anchor (same anchor field, window and N days),
+    # so that the shared WHERE stays one index range rather than an OR of unrelated ones.
     def sources_of(self, node) -> frozenset:
         key = id(node)
         if key not in self._sources:
             if isinstance(node, ast.Agg):
-                result = frozenset([node.source.key])
+                result = frozenset([self.scan_key(node)])
             elif isinstance(node, ast.SnapshotRef):
                 result = frozenset([("snapshot", id(node))])
             elif isinstance(node, ast.BinOp):
@@ -459,12 +466,21 @@ class Builder:
             self._sources[key] = result
         return self._sources[key]
 
+    @staticmethod
+    def scan_key(node: ast.Agg) -> tuple:
+        """``("scan", source, anchor, window, days)``: the aggregates with one key read one range of one source."""
+        source = registry.get(node.source.key)
+        anchor = source.fields[node.by.key] if node.by is not None else source.fields[source.anchor]
+        window = node.window.kind if node.window is not None else source.default_window
+        days = node.window.days if node.window is not None else None
+        return ("scan", source.name, anchor.name, window, days)
+
     def expression(self, node):
         sources = self.sources_of(node)
         if len(sources) == 1:
             (only,) = sources
-            if isinstance(only, str):
-                return self.subquery(node, registry.get(only))
+            if only[0] == "scan":
+                return self.subquery(node, registry.get(only[1]))
         if isinstance(node, ast.Num):
             return _number(node.value)
         if isinstance(node, ast.Neg):

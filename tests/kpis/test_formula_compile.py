@@ -188,6 +188,35 @@ class TestOneStatement:
         # the shared window is factored out, and status = 'won' implies status in ('won', 'lost'): no OR
         assert " OR " not in sql
 
+    def test_different_ranges_of_one_source_are_separate_scans(self, deals, north, django_assert_num_queries):
+        # Open at the end (by created_at) and won in the period (by closed_at) share no index range: one scan under
+        # "created_at < E AND … OR closed_at in [S, E) AND …" would read every deal. Two subqueries instead.
+        compiled = compile_formula("count(deals where status = 'open' at period end) * "
+                                   "count(deals where status = 'won' by closed_at)")
+        with django_assert_num_queries(1) as captured:
+            # open at the end of January: d4, d7 (closed 3 Feb), d8 = 3; won in January: d1 d2 d5 d6 = 4 → 12
+            assert compiled.evaluate(JAN) == 12
+        sql = captured.captured_queries[0]["sql"]
+        assert sql.count('FROM "pipeline_deal"') == 2 and " OR " not in sql
+        members = compiled.evaluate_members(JAN, "owner")
+        for owner_id, member_value in members.items():
+            assert compiled.evaluate(JAN, Dimension("owner", owner_id)) == member_value
+
+    def test_pipeline_velocity_keeps_each_inlined_kpi_in_one_scan(self, deals, django_assert_num_queries):
+        # the built-in formulas (data migration): count open at the end × average-deal-value × win-rate / 100 /
+        # sales-cycle-length
+        compiled = compile_formula(Kpi.objects.get(slug="pipeline-velocity").formula)
+        with django_assert_num_queries(1) as captured:
+            result = compiled.evaluate(JAN)
+        # open at the end: 3; average deal value (1000 + 500 + 3000) / 4 won = 1125 (d6's EUR left out of the sum);
+        # win rate 4 × 100 / 5 = 80; cycle (26 + 10 + 21 + 2) / 4 = 14.75 days → 3 × 1125 × 80 / 100 / 14.75
+        assert result.quantize(Decimal("0.0001")) == (Decimal(3 * 1125 * 80) / 100 / Decimal("14.75")).quantize(
+            Decimal("0.0001"))
+        sql = captured.captured_queries[0]["sql"]
+        # one scan for the open deals, one per inlined KPI (the win rate's two counts share theirs)
+        assert sql.count('FROM "pipeline_deal"') == 4
+        assert " OR " not in sql
+
     def test_shared_conditions_need_no_filter(self, deals, django_assert_num_queries):
         compiled = compile_formula("(count(deals where currency = 'TRY' and amount >= 500) - "
                                    "count(deals where currency = 'TRY' and amount < 300)) * 100 / "
