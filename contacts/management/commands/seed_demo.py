@@ -98,6 +98,9 @@ class Command(BaseCommand):
         from kpis import demo as kpi_demo  # the KPIs' survey answers, spend, rates and forecast history
 
         self.stdout.write(kpi_demo.describe(kpi_demo.KpiDemoSeeder(seed=options["seed"], progress=progress).run()))
+        from okrs.demo import seed_demo_okrs  # this quarter's OKRs: the sales template for the manager's team
+
+        self.stdout.write(seed_demo_okrs())
         self.stdout.write(f"\nOpen {options['url']} and log in as (password: {options['password']}):")
         for user in summary.users:
             team = f", {user.team.name}" if user.team_id else ""
