@@ -239,6 +239,14 @@ class Contact(Record):
             models.Index(fields=["lead_source"], name="contact_source"),
             models.Index(fields=["phone"], name="contact_phone"),
             GinIndex(fields=["custom_fields"], name="contact_custom_fields", opclasses=["jsonb_path_ops"]),
+            # KPIs: the lifecycle stage at an instant T (kpis.formula.registry.contact_stage_pieces). Contacts
+            # unchanged since T: their stage is the column (an index-only count by stage); those changed since T:
+            # found by lifecycle_changed_at, their id for the last change before T. The dimension columns are
+            # included for the per-team/owner/source breakdowns.
+            models.Index(fields=["lifecycle_stage", "lifecycle_changed_at", "created_at"], name="contact_stage_kpi",
+                         include=["team", "owner", "lead_source"]),
+            models.Index(fields=["lifecycle_changed_at", "created_at"], name="contact_stage_changed_kpi",
+                         include=["id", "team", "owner", "lead_source"]),
         ]
 
     def __str__(self):
@@ -267,6 +275,9 @@ class LifecycleChange(models.Model):
         indexes = [
             models.Index(fields=["contact", "-changed_at"], name="lifecycle_contact"),
             models.Index(fields=["to_stage", "changed_at"], name="lifecycle_to_stage"),
+            # KPIs: a contact's last change before an instant (its stage then), index-only and without a sort.
+            models.Index(fields=["contact", "-changed_at", "-id"], name="lifecycle_contact_last",
+                         include=["to_stage"]),
         ]
 
     def __str__(self):

@@ -21,6 +21,7 @@ inlines ``kpi('…')`` references and finds ``snapshot('…')`` KPIs. Evaluating
 User text only ever becomes query parameters.
 """
 
+import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -468,12 +469,68 @@ class Builder:
 
     @staticmethod
     def scan_key(node: ast.Agg) -> tuple:
-        """``("scan", source, anchor, window, days)``: the aggregates with one key read one range of one source."""
+        """``("scan", source, anchor, window, days, piece)``: aggregates with one key read one range of one source."""
         source = registry.get(node.source.key)
         anchor = source.fields[node.by.key] if node.by is not None else source.fields[source.anchor]
-        window = node.window.kind if node.window is not None else source.default_window
-        days = node.window.days if node.window is not None else None
-        return ("scan", source.name, anchor.name, window, days)
+        window, days = Builder.window_of(node)
+        return ("scan", source.name, anchor.name, window, days, getattr(node, "piece", None))
+
+    def build(self, tree):
+        """The expression of a tree (``expression`` of it with its aggregates split into pieces)."""
+        return self.expression(self.split(tree))
+
+    def split(self, node):
+        """``count`` / ``sum`` whose condition tests a piecewise state field at an instant (the lifecycle stage at
+        the period start) → the sum of the same aggregate over each piece's rows: ``count(W) = count(W AND C1) +
+        count(W AND C2)`` as C1, C2 split every row in two. Each piece is its own scan, so the piece that is a
+        column (contacts unchanged since T: their current stage) is an index-only count, and the correlated
+        subquery runs for the other piece's rows only — an OR of both would read every page of the table."""
+        if isinstance(node, ast.BinOp):
+            return ast.BinOp(node.op, self.split(node.left), self.split(node.right), pos=node.pos, end=node.end)
+        if isinstance(node, ast.Neg):
+            return ast.Neg(self.split(node.operand), pos=node.pos, end=node.end)
+        if isinstance(node, ast.Inlined):
+            return ast.Inlined(node.slug, self.split(node.expr), pos=node.pos, end=node.end)
+        if not isinstance(node, ast.Agg) or node.func not in ("count", "sum"):
+            return node
+        name = self.piecewise_field(node)
+        if name is None:
+            return node
+        source = registry.get(node.source.key)
+        _q_unused, at = window_q(source, source.fields[source.anchor], *self.window_of(node)[:2], self.scope)
+        count = len(source.fields[name].pieces(self.ctx(at)) or ())
+        result = None
+        for index in range(count):
+            piece = copy.copy(node)
+            piece.piece = (name, index)
+            result = piece if result is None else ast.BinOp("+", result, piece, pos=node.pos, end=node.end)
+        return result or node
+
+    def piecewise_field(self, node: ast.Agg) -> str | None:
+        """The first piecewise state field the aggregate's own condition tests at an instant (not inside ``has``)."""
+        window, _days = self.window_of(node)
+        if node.where is None or window not in ("start", "end"):
+            return None
+        source = registry.get(node.source.key)
+        stack = [node.where]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, ast.Or | ast.And):
+                stack += current.items
+            elif isinstance(current, ast.Not):
+                stack.append(current.item)
+            elif isinstance(current, ast.Compare | ast.InList | ast.Empty):
+                fld = source.fields.get(current.field.key)
+                if fld is not None and fld.pieces is not None and fld.type != BOOL:
+                    return fld.name
+        return None
+
+    @staticmethod
+    def window_of(node: ast.Agg) -> tuple:
+        source = registry.get(node.source.key)
+        if node.window is not None:
+            return node.window.kind, node.window.days
+        return source.default_window, None
 
     def expression(self, node):
         sources = self.sources_of(node)
@@ -516,6 +573,11 @@ class Builder:
         state = window if window in ("start", "end") else None
         parts = [(("window", anchor.name, window, days), q, None)]
         ctx = self.ctx(at)
+        piece = getattr(node, "piece", None)
+        if piece is not None:
+            ctx.piece = piece
+            piece_q = source.fields[piece[0]].pieces(ctx)[piece[1]][0]
+            parts.append((("piece", state, piece), piece_q, None))
         if node.where is not None:
             items = node.where.items if isinstance(node.where, ast.And) else [node.where]
             for item in items:
@@ -634,7 +696,22 @@ class Builder:
         fld = source.fields[node.field.key]
         if isinstance(node, ast.Flag):
             return fld.is_true(ctx)
-        value = fld.compared(ctx)
+        pieces = fld.pieces(ctx) if fld.pieces is not None else None
+        if pieces and ctx.piece is not None and ctx.piece[0] == fld.name:
+            # the aggregate reads only the rows of one piece (its own conjunct): the value is that piece's
+            return self.compare(node, fld, pieces[ctx.piece[1]][1], ctx, negated)
+        if pieces:
+            # (C1 AND test(v1)) OR (C2 AND test(v2)) …: the same rows as test(CASE WHEN C1 THEN v1 … END) —
+            # each Ci is two-valued and exactly one holds, also under a negation — but a piece that is a column
+            # can use an index, and the others are computed only for their own rows.
+            q = Q()
+            for piece_q, piece_value in pieces:
+                q |= piece_q & self.compare(node, fld, piece_value, ctx, negated)
+            return q
+        return self.compare(node, fld, fld.compared(ctx), ctx, negated)
+
+    def compare(self, node, fld: registry.Field, value, ctx: Ctx, negated: bool) -> Q:
+        """An Empty / Compare / InList test of one field's ``value``."""
         if isinstance(node, ast.Empty):
             q = Q(IsNull(value, True))
             if fld.type in (TEXT, CHOICE):
@@ -886,7 +963,7 @@ class Leaf:
 
     def value(self, period, dimension=None, *, now=None) -> Decimal | None:
         builder = Builder(self.compiled, self.compiled.scope(period, dimension, now))
-        return scalar(builder.expression(self.node))
+        return scalar(builder.build(self.node))
 
 
 class Compiled:
@@ -926,7 +1003,7 @@ class Compiled:
 
     def expression(self, period, dimension=None, now=None):
         """The ORM expression of the formula for a period (and dimension), e.g. to annotate a queryset."""
-        return Builder(self, self.scope(period, dimension, now)).expression(self.tree)
+        return Builder(self, self.scope(period, dimension, now)).build(self.tree)
 
     def evaluate(self, period, dimension=None, *, now=None) -> Decimal | None:
         """The value for a period (company-wide, or one dimension value): ONE SQL statement.
@@ -942,7 +1019,7 @@ class Compiled:
 
         self.check_kind(kind)
         scope = Scope(period, now or timezone.now(), kind, OuterRef("pk"), members=True)
-        expression = Builder(self, scope).expression(self.tree)
+        expression = Builder(self, scope).build(self.tree)
         rows = dimensions.members(kind).annotate(kpi_value=expression).values_list("pk", "kpi_value")
         return _run(lambda: {pk: _as_decimal(value) for pk, value in rows})
 

@@ -61,6 +61,7 @@ class Ctx:
     at: object = None
     rate_day: object = None
     contact_rules: object = None
+    piece: tuple | None = None  # (field name, i): only rows under that field's i-th piece (see Field.pieces)
 
 
 @dataclass
@@ -74,6 +75,10 @@ class Field:
     build: Callable | None = None  # (ctx) -> expression, for computed values
     cond: Callable | None = None  # (ctx) -> Q, for computed yes/no fields
     raw: str | None = None  # a column that compares like the value (score >= 9 without a cast on every row)
+    # (ctx) -> [(Q, expression)] or None: the value piece by piece — under each (two-valued, mutually exclusive,
+    # together exhaustive) condition the value is that expression. Conditions compare each piece under its own
+    # condition, so that a piece that is a plain column can use an index.
+    pieces: Callable | None = None
 
     def value(self, ctx: Ctx):
         if self.build is not None:
@@ -154,19 +159,33 @@ def deal_status(ctx: Ctx):
     )
 
 
+def _stage_before(at):
+    from contacts.models import LifecycleChange
+
+    return Subquery(LifecycleChange.objects.filter(contact=OuterRef("pk"), changed_at__lt=at).order_by(
+        "-changed_at", "-id").values("to_stage")[:1], output_field=CharField())
+
+
 def contact_stage(ctx: Ctx):
     """The stage at ``ctx.at``: the current one when it last changed before then, else the ``to_stage`` of the
     last lifecycle change before then (contacts get one on creation), else no value."""
     if ctx.at is None:
         return F("lifecycle_stage")
-    from contacts.models import LifecycleChange
-
-    before = LifecycleChange.objects.filter(contact=OuterRef("pk"), changed_at__lt=ctx.at).order_by(
-        "-changed_at", "-id").values("to_stage")[:1]
     return Case(
         When(lifecycle_changed_at__lt=ctx.at, then=F("lifecycle_stage")),
-        default=Subquery(before), output_field=CharField(),
+        default=_stage_before(ctx.at), output_field=CharField(),
     )
+
+
+def contact_stage_pieces(ctx: Ctx):
+    """``contact_stage`` in two pieces, for conditions: ``lifecycle_changed_at < T`` → the column (an index
+    on (lifecycle_stage, lifecycle_changed_at, created_at) finds those rows), else → the last change before T
+    (a correlated subquery, only for the contacts changed since T). ``lifecycle_changed_at`` is NOT NULL, so
+    the two conditions are two-valued and exactly one holds."""
+    if ctx.at is None:
+        return None
+    unchanged = Q(lifecycle_changed_at__lt=ctx.at)
+    return [(unchanged, F("lifecycle_stage")), (~unchanged, _stage_before(ctx.at))]
 
 
 def archived(ctx: Ctx) -> Q:
@@ -239,7 +258,8 @@ def _build_sources() -> dict:
     contact_fields = {
         **{name: Field(name, TEXT) for name in ("first_name", "last_name", "email", "phone", "mobile", "city",
                                                  "country", "job_title")},
-        "lifecycle_stage": Field("lifecycle_stage", CHOICE, choices=lifecycle, state=True, build=contact_stage),
+        "lifecycle_stage": Field("lifecycle_stage", CHOICE, choices=lifecycle, state=True, build=contact_stage,
+                                 pieces=contact_stage_pieces),
         "lead_source": Field("lead_source", REF, "lead_source_id", ref=("contacts.LeadSource", "name")),
         **_owner_team(),
         "company": Field("company", REF, "company_id", ref=("contacts.Company", "name")),

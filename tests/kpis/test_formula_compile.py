@@ -269,15 +269,45 @@ class TestContacts:
                  "count(contacts where lifecycle_stage in ('customer', 'advocate') at period start)")
         assert value(churn) == 50  # 1 churned × 100 / 2
 
+    def test_negated_and_empty_stage_at_an_instant(self, lifecycle):
+        # Created before 1 Jan: a, b, c. Stage at 1 Jan: a customer, b customer, c no value (changed on 10 Jan, no
+        # change before). A negation keeps the rows without a value; "is empty" finds them.
+        assert value("count(contacts where lifecycle_stage != 'customer' at period start)") == 1  # c
+        assert value("count(contacts where lifecycle_stage not in ('customer', 'lead') at period start)") == 1  # c
+        assert value("count(contacts where not (lifecycle_stage = 'lead') at period start)") == 3  # a, b, c
+        assert value("count(contacts where lifecycle_stage = 'lead' at period start)") == 0
+        assert value("count(contacts where lifecycle_stage is empty at period start)") == 1  # c
+        assert value("count(contacts where lifecycle_stage is not empty at period start)") == 2  # a, b
+        assert value("count(contacts where not (lifecycle_stage is empty) and lifecycle_stage != 'lead' "
+                     "at period start)") == 2  # a, b
+        # at the end of January (now: the current stage): a churned, b customer, c customer, e f g h leads
+        assert value("count(contacts where lifecycle_stage != 'lead' at period end)") == 3
+        assert value("count_distinct(contacts.lifecycle_stage at period start)") == 1  # customer (c has none)
+
     def test_stage_at_an_instant_is_one_correlated_subquery(self, lifecycle, django_assert_num_queries):
-        # CASE WHEN lifecycle_changed_at < T THEN lifecycle_stage ELSE (the last change before T) END — as the
-        # hand-written churn SQL: a second (fallback) subquery misleads the planner at size.
+        # count(contacts where C) = count(… AND lifecycle_changed_at < T AND lifecycle_stage IN (…)) — an index-only
+        # count — + count(… AND NOT lifecycle_changed_at < T AND (the last change before T) IN (…)): the correlated
+        # subquery runs only for the contacts changed since T, and no CASE over every contact.
         compiled = compile_formula("count(contacts where lifecycle_stage in ('customer', 'advocate') at period start)")
         with django_assert_num_queries(1) as captured:
             assert compiled.evaluate(JAN) == 2
         sql = captured.captured_queries[0]["sql"]
         assert sql.count('FROM "contacts_lifecyclechange"') == 1
-        assert 'THEN U0."lifecycle_stage"' in sql or 'THEN V0."lifecycle_stage"' in sql
+        assert sql.count('FROM "contacts_contact"') == 2
+        assert "CASE" not in sql and " OR " not in sql
+        assert '"lifecycle_stage" IN (\'customer\', \'advocate\')' in sql
+        members = compiled.evaluate_members(JAN, "owner")
+        for owner_id, member_value in members.items():
+            assert compiled.evaluate(JAN, Dimension("owner", owner_id)) == member_value
+
+    def test_stage_at_an_instant_in_other_aggregates_is_one_scan(self, lifecycle, django_assert_num_queries):
+        # avg/min/max/latest/count_distinct are not split: their condition tests each piece under its own
+        # condition, (lifecycle_changed_at < T AND stage …) OR (NOT lifecycle_changed_at < T AND (subquery) …)
+        compiled = compile_formula("count_distinct(contacts.owner where lifecycle_stage != 'lead' at period start)")
+        with django_assert_num_queries(1) as captured:
+            assert compiled.evaluate(JAN) == 1  # a, b, c all alice's
+        sql = captured.captured_queries[0]["sql"]
+        assert sql.count('FROM "contacts_contact"') == 1 and " OR " in sql
 
     def test_lead_conversion_per_team(self, lifecycle, deals, north, south):
         compiled = compile_formula("count(deals) * 100 / count(contacts)")
