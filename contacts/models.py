@@ -393,6 +393,10 @@ class Activity(models.Model):
             models.Index(fields=["deal", "-occurred_at", "-id"], name="activity_deal_time"),
             models.Index(fields=["owner", "-occurred_at"], name="activity_owner_time"),
             models.Index(fields=["-occurred_at", "-id"], name="activity_time"),
+            # KPIs: activities of a period counted by an index-only scan (kind and done for the conditions, the
+            # owner/team/deal/contact for the per-owner/team/pipeline/source breakdowns).
+            models.Index(fields=["occurred_at"], name="activity_time_kpi",
+                         include=["kind", "done_at", "owner", "team", "deal", "contact"]),
             models.Index(
                 fields=["assignee", "due_at"], name="open_task_assignee",
                 condition=Q(kind="task", done_at__isnull=True),
