@@ -10,8 +10,20 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -141,11 +153,13 @@ class Column:
     other_currency: int = 0
     deals: list = field(default_factory=list)
     next_cursor: str | None = None
+    # The deals' cards as HTML, when a view has rendered them (the board's, in one go per column).
+    cards: str = ""
 
 
-def board_deals(*, user: User, pipeline: Pipeline, owner=None, team=None) -> QuerySet[Deal]:
-    """The open deals the board shows (before splitting into columns)."""
-    qs = deals_visible_to(user).filter(pipeline=pipeline, status=Deal.Status.OPEN)
+def _board_scope(*, user: User, pipeline: Pipeline, owner=None, team=None) -> QuerySet[Deal]:
+    """The pipeline's deals the user sees, with the board's owner and team filters (any status)."""
+    qs = deals_visible_to(user).filter(pipeline=pipeline)
     if owner is not None:
         qs = qs.filter(owner=owner)
     if team is not None:
@@ -153,15 +167,31 @@ def board_deals(*, user: User, pipeline: Pipeline, owner=None, team=None) -> Que
     return qs
 
 
-def column_totals(deals: QuerySet[Deal]) -> dict[int, dict]:
-    """Per stage: count, total and weighted amount (company currency), in one grouped query."""
+def board_deals(*, user: User, pipeline: Pipeline, owner=None, team=None) -> QuerySet[Deal]:
+    """The open deals the board shows (before splitting into columns)."""
+    return _board_scope(user=user, pipeline=pipeline, owner=owner, team=team).filter(status=Deal.Status.OPEN)
+
+
+def _closed_since(since) -> Q:
+    return Q(status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=since)
+
+
+def column_totals(deals: QuerySet[Deal], *, by_status: bool = False) -> dict:
+    """Per stage: count, total and weighted amount (company currency), in one grouped query.
+
+    ``by_status`` groups by stage and status (keys ``(stage_id, status)``), for a query that holds
+    open and closed deals at once.
+    """
     money = in_company_currency()
-    rows = deals.order_by().values("stage_id").annotate(
+    keys = ("stage_id", "status") if by_status else ("stage_id",)
+    rows = deals.order_by().values(*keys).annotate(
         count=Count("id"),
         total=Sum("amount", filter=money),
         weighted=Sum(weighted_expr(), filter=money),
         other_currency=Count("id", filter=~money),
     )
+    if by_status:
+        return {(row["stage_id"], row["status"]): row for row in rows}
     return {row["stage_id"]: row for row in rows}
 
 
@@ -183,51 +213,95 @@ def column_page(deals: QuerySet[Deal], stage: Stage, *, cursor: str | None = Non
             raise ValidationError({"cursor": _("Invalid cursor: use the next/previous links as given.")})
         keys = keys.filter(TupleGreaterThan(Tuple(F(field_name), F("pk")), (value, pk)))
     ids = keys.order_by(field_name, "pk").values("pk")[: page_size + 1]
-    rows = list(
+    return _page(_card_rows(ids), page_size)
+
+
+def _card_rows(ids) -> list[Deal]:
+    """The deals of a sub-select of ids, with what a card shows, in the board's order."""
+    field_name = BOARD_SORT.field
+    return list(
         Deal.objects.filter(pk__in=ids).select_related("owner", "contact", "company").only(*CARD_FIELDS)
         .order_by(field_name, "pk")
     )
+
+
+def _page(rows: list[Deal], page_size: int) -> Page:
+    """A page of at most ``page_size`` cards from up to one more row (which says that more follow)."""
     rows, has_more = rows[:page_size], len(rows) > page_size
-    next_cursor = encode_cursor(getattr(rows[-1], field_name), rows[-1].pk) if has_more else None
+    next_cursor = encode_cursor(getattr(rows[-1], BOARD_SORT.field), rows[-1].pk) if has_more else None
     return Page(items=rows, next_cursor=next_cursor, previous_cursor=None, sort=BOARD_SORT)
 
 
-def board(*, user: User, pipeline: Pipeline, owner=None, team=None,
-          page_size: int = BOARD_FIRST_PAGE) -> list[Column]:
-    """The columns of a pipeline's board: one per open stage with totals and the first page of cards.
+def first_pages(deals: QuerySet[Deal], stages: list[Stage], *, page_size: int = BOARD_FIRST_PAGE) -> dict[int, Page]:
+    """The first page of several columns (stage pk → page), in one query whatever the number of stages.
 
+    The same keyset scan as ``column_page``, once per stage, inside the query: a sub-select over the
+    stages returns ``unnest(ARRAY(<the first page_size + 1 ids of that stage's column>))``, each array a
+    LIMITed walk of ``deal_open_board`` (or ``…_team``), and only those rows are joined to owner,
+    contact and company. One query instead of one per column saved about 2 ms of planning and ORM
+    work per column on the board's first load.
+    """
+    if not stages:
+        return {}
+    keys = (deals.filter(stage_id=OuterRef("pk")).order_by(BOARD_SORT.field, "pk").values("pk")
+            [: page_size + 1])
+    ids = (Stage.objects.filter(pk__in=[s.pk for s in stages])
+           .annotate(deal_id=Func(ArraySubquery(keys), function="unnest", output_field=BigIntegerField()))
+           .values("deal_id"))
+    by_stage = {s.pk: [] for s in stages}
+    for deal in _card_rows(ids):
+        by_stage[deal.stage_id].append(deal)
+    return {pk: _page(rows, page_size) for pk, rows in by_stage.items()}
+
+
+def board(*, user: User, pipeline: Pipeline, owner=None, team=None, closed_since=None,
+          page_size: int = BOARD_FIRST_PAGE) -> list[Column]:
+    """The columns of a pipeline's board: one per stage, the open ones with totals and the first page of cards.
+
+    With ``closed_since``, the won and lost columns carry how many deals closed there since then and
+    their amount (the board's Won/Lost strip), counted in the same grouped query as the open columns'
+    totals: it reads the open deals and the recently closed ones in one pass (a BitmapOr of the
+    open-deals and closed-deals indexes), grouped by stage and status. Without it they stay at zero.
     The query count is fixed by the number of stages, never by the number of deals.
     """
     stages = list(pipeline.stages.order_by("order", "id"))
-    deals = board_deals(user=user, pipeline=pipeline, owner=owner, team=team)
-    totals = column_totals(deals)
+    scope = _board_scope(user=user, pipeline=pipeline, owner=owner, team=team)
+    deals = scope.filter(status=Deal.Status.OPEN)
+    wanted = Q(status=Deal.Status.OPEN)
+    if closed_since is not None:
+        wanted |= _closed_since(closed_since)
+    totals = column_totals(scope.filter(wanted), by_status=True)
     columns = []
     for stage in stages:
         column = Column(stage=stage)
         if stage.kind == Stage.Kind.OPEN:
-            row = totals.get(stage.pk, {})
+            row = totals.get((stage.pk, Deal.Status.OPEN), {})
             column.count = row.get("count", 0)
             column.total = row.get("total") or Decimal(0)
             column.weighted = (row.get("weighted") or Decimal(0)).quantize(Decimal("0.01"))
             column.other_currency = row.get("other_currency", 0)
-            if column.count:
-                page = column_page(deals, stage, page_size=page_size)
-                column.deals, column.next_cursor = page.items, page.next_cursor
+        elif closed_since is not None:
+            # A won or lost stage holds deals of that status only (``deal_move`` sets both together).
+            rows = [row for (stage_id, status), row in totals.items()
+                    if stage_id == stage.pk and status != Deal.Status.OPEN]
+            column.count = sum(row["count"] for row in rows)
+            column.total = sum((row["total"] or Decimal(0) for row in rows), Decimal(0))
         columns.append(column)
+    pages = first_pages(deals, [c.stage for c in columns if c.count and c.stage.kind == Stage.Kind.OPEN],
+                        page_size=page_size)
+    for column in columns:
+        if column.stage.pk in pages:
+            page = pages[column.stage.pk]
+            column.deals, column.next_cursor = page.items, page.next_cursor
     return columns
 
 
 def board_closed_totals(*, user: User, pipeline: Pipeline, since, owner=None, team=None) -> dict[int, dict]:
     """Per won/lost stage: how many deals closed there since a time, and their amount (company currency).
 
-    The board's Won and Lost drop targets show these; one grouped query on the closed-deals index.
+    A move's answer refreshes the Won or Lost drop target with these (the board's first load has them
+    from ``board(closed_since=…)``); one grouped query on the closed-deals index.
     """
-    qs = deals_visible_to(user).filter(
-        pipeline=pipeline, status__in=[Deal.Status.WON, Deal.Status.LOST], closed_at__gte=since
-    )
-    if owner is not None:
-        qs = qs.filter(owner=owner)
-    if team is not None:
-        qs = qs.filter(team=team)
+    qs = _board_scope(user=user, pipeline=pipeline, owner=owner, team=team).filter(_closed_since(since))
     rows = qs.order_by().values("stage_id").annotate(count=Count("id"), total=Sum("amount", filter=in_company_currency()))
     return {row["stage_id"]: row for row in rows}

@@ -149,6 +149,52 @@ def test_cards_show_amount_people_dates_days_in_stage_and_the_stale_mark(client_
     assert cards(column_html(html, stages["Lead"])) == ["A1", "A2", "A3", "E1"]
 
 
+def zone_total(html: str, stage) -> Decimal:
+    match = re.search(rf'id="zone-head-{stage.pk}" data-count="\d+" data-total="([^"]*)"', html)
+    assert match, f"no drop target for {stage}"
+    return Decimal(match.group(1))
+
+
+def test_won_and_lost_strip_counts_this_month_under_the_boards_filters(client_for, alice, bob, charlie, mona, pipe,
+                                                                      stages, fixture):
+    """The strip comes from the same query as the columns' totals: same visibility, same filters.
+
+    Won this month, as alice sees it: W1 700.00 (alice) + W2 250.00 (bob) = 2 deals, 950.00; W0 closed 70
+    days ago and charlie's W3 (South, hidden from alice) are left out. Filtered to bob: 1 deal, 250.00.
+    Lost: L1 (bob, 40.00) = 1 deal, 40.00; to alice's deals only: none.
+    """
+    DealFactory(name="W2", stage=stages["Won"], owner=bob, amount=Decimal("250.00"))
+    DealFactory(name="W3", stage=stages["Won"], owner=charlie, amount=Decimal("99.00"))
+    DealFactory(name="L1", stage=stages["Lost"], owner=bob, amount=Decimal("40.00"))
+    client = client_for(alice)
+    html = text(client.get(board_url(pipe)))
+    assert (zone(html, stages["Won"]), zone_total(html, stages["Won"])) == (2, Decimal("950.00"))
+    assert (zone(html, stages["Lost"]), zone_total(html, stages["Lost"])) == (1, Decimal("40.00"))
+    assert '<span class="zone-total">950.00 TRY</span>' in html and "2 this month" in html
+    # The open columns are unchanged by the closed deals read in the same query.
+    assert head(html, stages["Lead"])["count"] == 4
+
+    html = text(client_for(mona).get(board_url(pipe), {"owner": bob.pk}))
+    assert (zone(html, stages["Won"]), zone_total(html, stages["Won"])) == (1, Decimal("250.00"))
+    assert (zone(html, stages["Lost"]), zone_total(html, stages["Lost"])) == (1, Decimal("40.00"))
+    html = text(client_for(mona).get(board_url(pipe), {"owner": alice.pk}))
+    assert (zone(html, stages["Won"]), zone_total(html, stages["Won"])) == (1, Decimal("700.00"))
+    assert (zone(html, stages["Lost"]), zone_total(html, stages["Lost"])) == (0, Decimal("0"))
+
+
+def test_card_texts_are_escaped(client_for, alice, pipe, stages):
+    contact = ContactFactory(first_name="<i>Ayşe</i>", last_name="O'Brien", owner=alice)
+    company = CompanyFactory(name="R&D <Ltd>", owner=alice)
+    deal = DealFactory(name='<script>alert("x")</script> & co', stage=stages["Lead"], owner=alice,
+                       contact=contact, company=company, amount=Decimal("1.00"))
+    html = text(client_for(alice).get(board_url(pipe)))
+    card = html[html.index(f'id="deal-{deal.pk}"'):]
+    card = card[:card.index("</article>")]
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co</a>" in card
+    assert "&lt;i&gt;Ayşe&lt;/i&gt; O&#x27;Brien · <span class=\"muted\">R&amp;D &lt;Ltd&gt;</span>" in card
+    assert "<script>" not in card and "<i>" not in card
+
+
 def test_the_pipeline_switcher_lists_every_pipeline_and_board_opens_the_default(client_for, alice, pipe):
     client = client_for(alice)
     html = text(client.get(reverse("board")))
@@ -495,9 +541,10 @@ def _spread(count: int, owner, stages) -> None:
                     created_at=now - timedelta(hours=n))
 
 
-# session, user, pipelines, stages, totals, one page per open stage (4), closed counts, the owner and team
-# drop-downs, the unread notifications in the top bar.
-BOARD_QUERIES = 13
+# session, user, pipelines, stages, totals (the open columns and the Won/Lost strip in one query), the first
+# page of every column (one query for all of them), the owner and team drop-downs, the unread notifications in
+# the top bar.
+BOARD_QUERIES = 9
 
 
 @pytest.mark.parametrize("deals", [4, 60])
