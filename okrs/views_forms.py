@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import Team
 from accounts.views import browser_user_required
 from contacts.templatetags.crm import format_percent
+from kpis import dimensions as dims
 
 from . import progress as P
 from . import selectors, services
@@ -417,11 +418,23 @@ def _key_result_page(request, kr: KeyResult, *, check_in_form=None, annotate_for
         change.field_label = _change_label(change.field)
     return render(request, "okrs/key_result.html", {
         "kr": kr, "objective": objective, "cycle": cycle, "state": state, "check_ins": check_ins,
-        "history": history, "can_edit": can_edit,
+        "history": history, "can_edit": can_edit, "dimension_label": dimension_label(kr),
         "initiatives": list(kr.initiatives.select_related("owner").order_by("due_date", "id")),
         "check_in_form": check_in_form or (CheckInForm(key_result=kr) if can_edit else None),
         "chart": kr_chart(kr, cycle, series),
     }, status=status)
+
+
+def dimension_label(kr: KeyResult) -> str:
+    """Whose value of the KPI measures the key result: the member's name (“North”), or “—” when the member
+    is gone; empty for the whole company. One query when there is a breakdown."""
+    if not kr.dimension_kind:
+        return ""
+    try:
+        member = dims.members(kr.dimension_kind).filter(pk=kr.dimension_id).first()
+    except ValueError:  # a kind the KPI app no longer knows
+        member = None
+    return dims.label(kr.dimension_kind, member) if member is not None else "—"
 
 
 def _change_label(field: str) -> str:

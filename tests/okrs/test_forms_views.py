@@ -369,6 +369,8 @@ def test_automatic_check_in_gets_a_note(client_for, mona, north, active, north_o
     page = client.get(reverse("okr-kr", args=[kr.pk]))
     body = page.content.decode()
     assert "automatic" in body and reverse("okr-check-in-annotate", args=[row.pk]) in body
+    # the breakdown is named by its member, not by its id (“Team: North”, not “Team #3”)
+    assert '<span data-testid="dimension">Team: North</span>' in body and f"#{north.pk}" not in body
     # a value by hand on a KPI key result has no field; confidence and a note only
     assert "value" not in page.context["check_in_form"].fields
     response = client.post(reverse("okr-check-in-annotate", args=[row.pk]), {f"a{row.pk}-confidence": "12"})
