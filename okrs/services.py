@@ -340,6 +340,30 @@ def _check_parent(objective: Objective, parent: Objective | None, actor: User, e
                 if current.parent_id else None
 
 
+# Company above team above individual: an objective aligns to one at the same or a higher level.
+LEVEL_RANK = {Objective.Level.COMPANY: 0, Objective.Level.TEAM: 1, Objective.Level.INDIVIDUAL: 2}
+
+
+def _check_levels(objective: Objective, errors: dict, *, level_changed: bool) -> None:
+    """The parent sits at the same or a higher level (company ≥ team ≥ individual); after a change of level, so
+    do the objectives aligned under this one."""
+    rank = LEVEL_RANK[objective.level]
+    parent = objective.parent if objective.parent_id else None
+    if parent is not None and LEVEL_RANK[parent.level] > rank:
+        errors["parent"] = [_("A %(level)s objective cannot align to the %(parent_level)s objective “%(title)s”: "
+                              "align it to an objective at the same or a higher level.") % {
+            "level": Objective.Level(objective.level).label.lower(),
+            "parent_level": Objective.Level(parent.level).label.lower(), "title": parent.title}]
+    if level_changed and objective.pk is not None:
+        below = [child for child in Objective.objects.filter(parent=objective, archived_at__isnull=True)
+                 .only("pk", "title", "level").order_by("order", "id") if LEVEL_RANK[child.level] < rank]
+        if below:
+            errors["level"] = [_("“%(title)s” (%(child_level)s) is aligned under this objective; it cannot move to "
+                                 "the %(level)s level.") % {
+                "title": below[0].title, "child_level": Objective.Level(below[0].level).label.lower(),
+                "level": Objective.Level(objective.level).label.lower()}]
+
+
 def _apply_objective(*, actor: User, objective: Objective, data: dict, creating: bool) -> None:
     errors: dict[str, list[str]] = {}
     old_team, old_level = objective.team_id, objective.level
@@ -381,6 +405,8 @@ def _apply_objective(*, actor: User, objective: Objective, data: dict, creating:
                 "team": objective.team}]
     else:
         objective.team = objective.owner.team if objective.owner_id else None
+    if not errors:
+        _check_levels(objective, errors, level_changed=not creating and objective.level != old_level)
     if errors:
         raise ValidationError(errors)
     _full_clean(objective, exclude=["cycle", "owner", "team", "parent", "created_by"])

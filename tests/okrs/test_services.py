@@ -178,6 +178,43 @@ def test_alignment_stays_in_the_cycle_and_never_loops(sam, cycle, mona, north, a
     assert "archived" in errors_of(excinfo)["parent"][0]
 
 
+def test_alignment_goes_to_the_same_or_a_higher_level(sam, cycle, mona, north, alice, make_objective):
+    company = make_objective(sam, cycle, title="Delight customers", level="company")
+    team = make_objective(mona, cycle, title="Answer faster", level="team", team=north, parent=company)
+    mine = make_objective(alice, cycle, title="Reply the same day", parent=team)
+    # same level is fine: a team objective under a team one, an individual one under an individual one
+    sub_team = make_objective(mona, cycle, title="Clear the backlog", level="team", team=north, parent=team)
+    sub_mine = make_objective(alice, cycle, title="Empty my inbox", parent=mine)
+    assert (sub_team.parent, sub_mine.parent) == (team, mine)
+    with pytest.raises(ValidationError) as excinfo:
+        make_objective(mona, cycle, title="Upside down", level="team", team=north, parent=mine)
+    assert errors_of(excinfo) == {"parent": [
+        "A team objective cannot align to the individual objective “Reply the same day”: align it to an objective "
+        "at the same or a higher level."]}
+    with pytest.raises(ValidationError) as excinfo:
+        make_objective(sam, cycle, title="Company under a team", level="company", parent=team)
+    assert errors_of(excinfo) == {"parent": [
+        "A company objective cannot align to the team objective “Answer faster”: align it to an objective at the "
+        "same or a higher level."]}
+    with pytest.raises(ValidationError) as excinfo:
+        services.objective_update(actor=sam, objective=company, data={"parent": team})
+    assert list(errors_of(excinfo)) == ["parent"]
+    # changing the level: the existing parent must still be at the same or a higher level…
+    with pytest.raises(ValidationError) as excinfo:
+        services.objective_update(actor=sam, objective=sub_team, data={"level": "company"})
+    assert errors_of(excinfo)["parent"][0].startswith("A company objective cannot align to the team objective")
+    # …and the objectives aligned under it at the same or a lower one
+    services.objective_update(actor=sam, objective=mine, data={"parent": None})
+    with pytest.raises(ValidationError) as excinfo:
+        services.objective_update(actor=sam, objective=team, data={"level": "individual", "parent": None})
+    assert errors_of(excinfo) == {"level": [
+        "“Clear the backlog” (team) is aligned under this objective; it cannot move to the individual level."]}
+    # a team objective moving up to the company level under a company objective is fine
+    assert services.objective_update(actor=sam, objective=team, data={"level": "company"})[0].level == "company"
+    assert Objective.objects.get(pk=sub_team.pk).level == "team"
+    assert Objective.objects.filter(title__in=["Upside down", "Company under a team"]).count() == 0
+
+
 def test_aligning_to_an_individual_objective_one_cannot_see_is_refused(cycle, alice, charlie, make_objective):
     mine = make_objective(alice, cycle, title="Mine")
     with pytest.raises(ValidationError) as excinfo:
