@@ -188,5 +188,18 @@ def evaluate(kpi: Kpi, period, dimension=None) -> Decimal | None:
 
     Raises FormulaError when the stored formula no longer compiles (e.g. a referenced KPI was removed)
     or the KPI cannot be broken down by the dimension's kind.
+
+    A ``snapshot_at_start`` KPI (the forecast) is only right when computed as its period starts (it reads
+    today's deal status): for a period that has started, its value is the snapshot taken then (None without
+    one), never a computation now.
     """
+    if kpi.snapshot_at_start and period.has_started():
+        from .models import KpiSnapshot
+
+        return (
+            KpiSnapshot.objects.filter(
+                kpi=kpi, period_start=period.start, dimension_kind=dimension.kind if dimension else "",
+                dimension_id=dimension.id if dimension else 0,
+            ).values_list("value", flat=True).first()
+        )
     return compile_formula(kpi.formula, slug=kpi.slug).evaluate(period, dimension)

@@ -52,6 +52,11 @@ class Outcome:
     rows: list[KpiSnapshot] = field(default_factory=list)
     error: str = ""
     duration_ms: int = 0
+    reason: str = ""  # why a ``kept`` period was not computed (see ``START_ONLY``)
+
+
+# Why a backfill leaves a snapshot_at_start KPI's started periods alone.
+START_ONLY = "taken only when a period starts"
 
 
 class Refused(Exception):
@@ -322,7 +327,12 @@ def run_snapshots(now: dt.datetime | None = None) -> list[Outcome]:
 
         def plan(kpi: Kpi) -> list[Period]:
             current = periods.containing(kpi.frequency, now)
-            return [current] if kpi.pk in finished else [previous[kpi.pk], current]
+            # A KPI taken when its period starts is never computed for a period that started before this
+            # run (it would store today's forecast as last month's); its current period only when no row
+            # exists yet (the first run in the period), as _kept_keys decides.
+            if kpi.pk in finished or kpi.snapshot_at_start:
+                return [current]
+            return [previous[kpi.pk], current]
 
         outcomes = _run(kpis, plan, force=False, now=now)
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
@@ -334,10 +344,21 @@ def backfill(
     kpis: list[Kpi], first_day: dt.date, last_day: dt.date, *, force: bool = False, now: dt.datetime | None = None
 ) -> list[Outcome]:
     """Snapshot every period of each KPI's frequency that overlaps ``first_day``..``last_day`` and has
-    started, oldest first; final rows and rows taken at a period start are kept unless ``force``."""
+    started, oldest first; final rows and rows taken at a period start are kept unless ``force``.
+
+    A ``snapshot_at_start`` KPI (the forecast) reads today's deal status, so computing it for a period that
+    started before ``now`` would store today's forecast as that period's: those periods are skipped (outcome
+    ``kept`` with ``reason`` = ``START_ONLY``) unless ``force``.
+    """
     now = now or timezone.now()
+    skipped: list[Outcome] = []
 
     def plan(kpi: Kpi) -> list[Period]:
-        return [period for period in periods.between(kpi.frequency, first_day, last_day) if period.has_started(now)]
+        started = [period for period in periods.between(kpi.frequency, first_day, last_day) if period.has_started(now)]
+        if kpi.snapshot_at_start and not force:
+            skipped.extend(Outcome(kpi, period, "kept", reason=START_ONLY) for period in started if period.start < now)
+            started = [period for period in started if period.start >= now]
+        return started
 
-    return _run(list(kpis), plan, force=force, now=now)
+    outcomes = _run(list(kpis), plan, force=force, now=now)
+    return skipped + outcomes

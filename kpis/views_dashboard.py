@@ -231,7 +231,9 @@ def kpi_detail(request, slug: str):
             value, value_error = _safely(lambda: services.evaluate(kpi, period, dimension), kpi.slug)
             status = benchmark_status(kpi, value)
             context["live"] = {"value": value, "error": value_error, "status": status,
-                               "status_tone": benchmark_tone(kpi, status)}
+                               "status_tone": benchmark_tone(kpi, status),
+                               # services.evaluate reads the snapshot taken as the period started.
+                               "snapshotted": kpi.snapshot_at_start and period.has_started()}
             context["unconverted"] = compiled.unconverted_currencies(period)
             leaves = []
             for index, leaf in enumerate(compiled.leaves):

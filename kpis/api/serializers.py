@@ -228,6 +228,12 @@ class _PeriodFields(serializers.Serializer):
     period_start = serializers.DateTimeField(help_text=_("Start of the period (inclusive), company time zone."))
     period_end = serializers.DateTimeField(help_text=_("End of the period (exclusive)."))
     unit = serializers.ChoiceField(choices=Kpi.Unit.choices)
+    snapshotted_at_start = serializers.BooleanField(help_text=_(
+        "True for a KPI taken when its period starts (the sales forecast) and a period that has started: the "
+        "value is the snapshot taken then (null when none was taken), not a computation now."))
+    unconverted_currencies = serializers.ListField(child=serializers.CharField(), help_text=_(
+        "Currencies of deals with an amount and no exchange rate on or before the period's last day: their "
+        "amounts are left out of this money KPI. Always present; [] when none or not a money KPI."))
 
 
 class KpiValueSerializer(_PeriodFields):

@@ -220,7 +220,10 @@ class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
             "company (default) or team:<id>, owner:<user id>, pipeline:<id>, source:<lead source id>. With "
             "`?dimension_kind=source` (or team, owner, pipeline) instead, the answer lists every lead source's value "
             "(KpiMemberValues) — e.g. CAC per source. A dimension the KPI cannot be broken down by is a 400 on "
-            "`dimension`. Values are decimal strings (null: no value, e.g. division by zero)."),
+            "`dimension`. Values are decimal strings (null: no value, e.g. division by zero). A KPI taken when its "
+            "period starts (the sales forecast) is not computed for a period that has started: the answer is the "
+            "snapshot taken then, with `snapshotted_at_start: true`. `unconverted_currencies` lists the currencies "
+            "whose deal amounts are left out for want of an exchange rate."),
         parameters=[
             OpenApiParameter("period", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
                              description="Period key; default: the current period of the KPI's frequency."),
@@ -266,23 +269,33 @@ class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
             raise exceptions.ValidationError({"dimension_kind" if params.get("dimension_kind") else "dimension": [
                 _("“%(kpi)s” cannot be broken down by %(kind)s; it can by: %(allowed)s.") % {
                     "kpi": kpi.name, "kind": DimensionKind(kind).label.lower(), "allowed": allowed}]})
+        snapshotted = bool(kpi.snapshot_at_start and period.has_started())
         head = {"kpi": kpi.slug, "period": period.key, "period_label": period.label, "period_start": period.start,
-                "period_end": period.end, "unit": kpi.unit}
+                "period_end": period.end, "unit": kpi.unit, "snapshotted_at_start": snapshotted,
+                "unconverted_currencies": compiled.unconverted_currencies(period)}
         try:
             if params.get("dimension_kind"):
-                # One statement for every member's value, then their names.
-                values = compiled.evaluate_members(period, kind)
+                # One statement for every member's value, then their names; a KPI taken when its period
+                # starts reads the snapshots taken then instead.
+                values = (_snapshotted_members(kpi, period, kind) if snapshotted
+                          else compiled.evaluate_members(period, kind))
                 rows = [{"dimension": f"{kind}:{member.pk}", "dimension_id": member.pk,
                          "dimension_label": dims.label(kind, member), "value": values.get(member.pk),
                          "formatted": format_value(kpi, values.get(member.pk))} for member in dims.members(kind)]
                 return Response(KpiMemberValuesSerializer({**head, "dimension_kind": kind, "results": rows}).data)
-            value = compiled.evaluate(period, dimension)
+            value = services.evaluate(kpi, period, dimension) if snapshotted else compiled.evaluate(period, dimension)
         except FormulaTimeout as error:
             raise Unavailable(str(error)) from None
         label = dims.label(dimension.kind, dims.members(dimension.kind).get(pk=dimension.id)) if dimension else ""
         return Response(KpiValueSerializer({
             **head, "dimension": dimension.key if dimension else COMPANY, "dimension_label": label or _("Company"),
             "value": value, "formatted": format_value(kpi, value)}).data)
+
+
+def _snapshotted_members(kpi: Kpi, period, kind: str) -> dict:
+    """Every member's stored value of ``kind`` for ``period`` (one query): a KPI taken when its period starts."""
+    return dict(KpiSnapshot.objects.filter(kpi=kpi, period_start=period.start, dimension_kind=kind)
+                .values_list("dimension_id", "value"))
 
 
 def _refers_to(kpi: Kpi, slug: str) -> bool:

@@ -457,6 +457,7 @@ def test_evaluate_a_kpi_for_a_period(api_for, integ, deal_count, october):
         "kpi": "deal-count", "period": "2026-10", "period_label": "Oct 2026",
         "period_start": "2026-10-01T00:00:00+03:00", "period_end": "2026-11-01T00:00:00+03:00",
         "unit": "number", "dimension": "company", "dimension_label": "Company", "value": "4", "formatted": "4",
+        "snapshotted_at_start": False, "unconverted_currencies": [],
     }
 
 
@@ -597,9 +598,10 @@ def test_an_integration_pushes_spend_and_reads_cac_per_source(api_for, integ, al
 
     # Company: (3000 + 1000 + 600) / 3 customers = 1533.333333…
     assert company["value"] == "1533.333333"
-    # Per source, the company-wide sales spend counts in full: Web (3000 + 600) / 2 = 1800; Fuar (1000 + 600) / 1.
+    # Per source, only that source's marketing spend (the company's sales spend is not each source's):
+    # Web 3000 / 2 = 1500; Fuar 1000 / 1 = 1000.
     values = {row["dimension_label"]: row["value"] for row in per_source["results"]}
-    assert (values["Web"], values["Fuar"]) == ("1800", "1600")
+    assert (values["Web"], values["Fuar"]) == ("1500", "1000")
     assert per_source["unit"] == "currency"
 
 
@@ -637,3 +639,31 @@ def test_a_kpi_that_takes_too_long_is_a_503(api_for, alice, deal_count, monkeypa
 
     assert response.status_code == 503
     assert response.json()["errors"]["detail"][0].startswith("The KPI took too long to compute")
+
+
+def test_a_start_of_period_kpi_answers_the_snapshot_taken_when_the_period_started(api_for, alice, stages, north,
+                                                                                 south):
+    from kpis import periods
+
+    forecast = Kpi.objects.create(slug="forecast-x", name="Forecast", formula="count(deals)", frequency="monthly",
+                                  dimensions=["team", "owner", "pipeline", "source"], snapshot_at_start=True)
+    DealFactory(stage=stages["Lead"], owner=alice)  # today's data: the formula would give 1 now
+    current = periods.containing("monthly")
+    common = {"kpi": forecast, "frequency": "monthly", "period_start": current.start, "period_end": current.end,
+              "formula_version": 1}
+    KpiSnapshot.objects.create(**common, value=Decimal("7"))
+    KpiSnapshot.objects.create(**common, dimension_kind="team", dimension_id=north.pk, value=Decimal("5"))
+
+    body = api_for(alice).get(f"{KPIS}forecast-x/evaluate/").json()
+    assert (body["value"], body["snapshotted_at_start"]) == ("7", True)
+    body = api_for(alice).get(f"{KPIS}forecast-x/evaluate/", {"dimension": f"team:{north.pk}"}).json()
+    assert (body["value"], body["snapshotted_at_start"]) == ("5", True)
+    body = api_for(alice).get(f"{KPIS}forecast-x/evaluate/", {"dimension_kind": "team"}).json()
+    assert {row["dimension_label"]: row["value"] for row in body["results"]} == {"North": "5", "South": None}
+    assert body["snapshotted_at_start"] is True
+    # Last month: no snapshot was taken then → no value (not today's forecast).
+    body = api_for(alice).get(f"{KPIS}forecast-x/evaluate/", {"period": current.previous().key}).json()
+    assert (body["value"], body["formatted"], body["snapshotted_at_start"]) == (None, "n/a", True)
+    # Next month has not started: computed now.
+    body = api_for(alice).get(f"{KPIS}forecast-x/evaluate/", {"period": current.next().key}).json()
+    assert (body["value"], body["snapshotted_at_start"]) == ("0", False)

@@ -115,3 +115,17 @@ def test_bad_arguments_are_refused_and_change_nothing(kpi, args, message):
         backfill(*args)
     assert message in str(error.value)
     assert not KpiSnapshot.objects.exists()
+
+
+def test_a_start_of_period_kpi_is_not_backfilled_for_started_periods_unless_forced():
+    forecast = Kpi.objects.create(slug="forecast-x", name="Forecast", formula="count(contacts)",
+                                  frequency=Frequency.WEEKLY, snapshot_at_start=True)
+    out = backfill("--kpi", "forecast-x", "--from", "2026-11-02", "--to", "2026-12-31")
+    # Weeks 45–48 have started (the forecast would be today's, not the one each week began with); 49+ have not.
+    assert "forecast-x (weekly): 4 periods — 0 computed (0 rows), 4 kept, 0 failed" in out
+    assert "    kept: taken only when a period starts" in out
+    assert not KpiSnapshot.objects.filter(kpi=forecast).exists()
+
+    out = backfill("--kpi", "forecast-x", "--from", "2026-11-02", "--to", "2026-11-29", "--force")
+    assert "4 periods — 4 computed" in out and "kept: taken only" not in out
+    assert company_values(forecast)["2026-W46"] == (Decimal("2"), True)

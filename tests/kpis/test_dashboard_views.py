@@ -456,3 +456,19 @@ def test_kpi_page_names_the_currencies_left_out_for_want_of_a_rate(client_for, m
     # USD has a rate (100 × 40 = 4,000 counted); EUR has none and is named as left out
     assert "Deals in EUR have no exchange rate for this period" in html
     assert "USD have no" not in html
+
+
+def test_a_start_of_period_kpi_page_shows_the_value_snapshotted_when_the_period_started(client_for, mona,
+                                                                                      three_deals):
+    kpi = make_kpi("test-forecast", decimals=0, frequency=Frequency.MONTHLY, snapshot_at_start=True)
+    now = periods.containing(kpi.frequency)
+    snap(kpi, now, Decimal(7))  # taken as the month began; the formula would give 3 today
+    client = client_for(mona)
+
+    html = client.get("/kpis/test-forecast/").content.decode()
+    assert find_testid(html, "live-value") == "7"
+    assert find_testid(html, "live-source") == "as snapshotted when the period started"
+    last_month = client.get("/kpis/test-forecast/", {"period": now.previous().key}).content.decode()
+    assert find_testid(last_month, "live-value") == "n/a"  # none was taken then; today's value would be wrong
+    make_kpi("test-deals", decimals=0)
+    assert find_testid(client.get("/kpis/test-deals/").content.decode(), "live-source") == "computed now"

@@ -279,3 +279,36 @@ def test_every_built_in_kpi_snapshots_without_an_error(now, contacts):
     assert [(o.kpi.slug, o.period.key, o.error) for o in outcomes if o.status != "computed"] == []
     slugs = [o.kpi.slug for o in outcomes]
     assert slugs.index("sales-forecast") < slugs.index("forecast-accuracy")  # read through snapshot()
+
+
+# --- KPIs taken when the period starts (the forecast) ---------------------------------------------------
+
+
+def test_run_computes_a_start_of_period_kpi_only_for_the_current_period_without_a_row(now, contacts, alice):
+    kpi = make_kpi("forecast-x", snapshot_at_start=True)
+    # First run in week 48: no row yet, so it is taken now (5 contacts); week 47 started before this run and
+    # would get today's value, so it is not computed.
+    assert [(o.period.key, o.status) for o in snapshots.run_snapshots()] == [("2026-W48", "computed")]
+    assert rows(kpi)[("", 0)] == Decimal("5")
+    assert not KpiSnapshot.objects.filter(kpi=kpi, period_start=W47.start).exists()
+
+    ContactFactory(owner=alice, created_at=at(24))
+    assert [(o.period.key, o.status) for o in snapshots.run_snapshots()] == [("2026-W48", "kept")]
+    assert rows(kpi)[("", 0)] == Decimal("5")  # the value taken first stays
+
+
+def test_evaluate_returns_the_snapshot_of_a_start_of_period_kpi_for_a_started_period(now, contacts, north):
+    from kpis.dimensions import Dimension
+    from kpis.services import evaluate
+
+    kpi = make_kpi("forecast-x", snapshot_at_start=True)
+    assert evaluate(kpi, W48) is None  # started, nothing taken: no value (not today's computation)
+    assert evaluate(kpi, W47) is None
+    snapshots.snapshot_kpi(kpi, W48)
+    KpiSnapshot.objects.filter(kpi=kpi, period_start=W48.start, dimension_kind="").update(value=Decimal("42"))
+    assert evaluate(kpi, W48) == Decimal("42")  # the stored value, not the 5 the formula gives now
+    assert evaluate(kpi, W48, Dimension("team", north.pk)) == Decimal("3")  # North's stored row
+    # A period that has not started is computed: week 49 has no contacts yet.
+    assert evaluate(kpi, W48.next()) == Decimal("0")
+    # Other KPIs are computed as before.
+    assert evaluate(make_kpi(), W47) == Decimal("1")

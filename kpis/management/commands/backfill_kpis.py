@@ -24,7 +24,8 @@ class Command(BaseCommand):
     help = (
         "Compute and store the snapshots of past periods: every period of each KPI's frequency that overlaps "
         "--from..--to (default: the last 365 days up to today) and has started. Rows of ended periods that "
-        "are already final, and rows taken at a period start, are kept unless --force. A failing KPI is "
+        "are already final are kept unless --force, and so are KPIs taken at a period start (the forecast) for "
+        "periods that have already started. A failing KPI is "
         "reported and the others go on. Prints a summary per KPI."
     )
 
@@ -33,7 +34,7 @@ class Command(BaseCommand):
                             help="Only these KPIs (by key); default: every active KPI. May be repeated.")
         parser.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="First day (default: a year ago).")
         parser.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="Last day (default: today).")
-        parser.add_argument("--force", action="store_true", help="Recompute final rows and start-of-period values.")
+        parser.add_argument("--force", action="store_true", help="Recompute final rows and start-of-period KPIs of started periods.")
 
     def handle(self, *args, slugs=(), first=None, last=None, force=False, **options):
         today = timezone.localdate()
@@ -83,6 +84,9 @@ class Command(BaseCommand):
                 f"  {kpi.slug} ({kpi.frequency}): {len(items)} periods — {counts['computed']} computed "
                 f"({kpi_rows} rows), {counts['kept']} kept, {counts['failed']} failed; {ms / 1000:.1f} s"
             )
+            reasons = sorted({o.reason for o in items if o.status == "kept" and o.reason})
+            for reason in reasons:
+                self.stdout.write(f"    kept: {reason}")
             for outcome in items:
                 if outcome.status == "failed":
                     self.stdout.write(f"    {outcome.period.key}: {outcome.error}")
