@@ -7,6 +7,7 @@ live in ``okrs.services``. A ValidationError raised by a service is put back nex
 
 from django import forms
 from django.db.models import Q
+from django.forms.models import ModelChoiceIterator
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Team, User
@@ -190,9 +191,21 @@ def dimension_groups():
     return groups
 
 
+class _ByShownName(ModelChoiceIterator):
+    """The KPIs in the order of the names the reader sees (a built-in's translated name)."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in sorted(self.queryset, key=lambda row: self.field.label_from_instance(row).casefold()):
+            yield self.choice(obj)
+
+
 class KpiChoiceField(forms.ModelChoiceField):
+    iterator = _ByShownName
+
     def label_from_instance(self, obj):
-        return obj.shown_name if hasattr(obj, "shown_name") else obj.name
+        return obj.shown_name
 
 
 class KeyResultForm(ServiceForm):

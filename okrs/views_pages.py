@@ -171,7 +171,7 @@ def team_export(request, team_id: int):
                 _number(kr_state.pace), status_label(kr_state.status) if kr_state.status else "",
                 "" if kr_state.confidence is None else kr_state.confidence,
                 timezone.localtime(last.measured_at).strftime("%Y-%m-%d %H:%M") if last else "",
-                _cell(kr.kpi.name) if kr.kpi_id else _("By hand"), _cell(kr.owner), _number(kr.weight),
+                _cell(kr.kpi.shown_name) if kr.kpi_id else _("By hand"), _cell(kr.owner), _number(kr.weight),
                 kr.due_date.isoformat(), _number(kr.score),
             ])
     return response

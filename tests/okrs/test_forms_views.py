@@ -462,3 +462,15 @@ def test_format_value():
     assert format_value(D("0.125"), "number") == "0.13"
     assert format_value(D("1250"), "currency") == "1,250"
     assert format_value(None, "number") == "—"
+
+
+def test_kpi_picker_is_in_the_readers_language_and_order(client_for, mona, north_objective):
+    from django.utils import translation
+
+    mona.language = "tr"
+    mona.save(update_fields=["language"])
+    form = client_for(mona).get(reverse("okr-kr-new", args=[north_objective.pk])).context["form"]
+    with translation.override("tr"):
+        labels = [label for value, label in form.fields["kpi"].choices if value != ""]
+    assert "Satış Döngüsü Süresi" in labels and "Sales cycle length" not in labels
+    assert labels == sorted(labels, key=str.casefold)

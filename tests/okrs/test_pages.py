@@ -428,3 +428,23 @@ def test_formatting_helpers(tree):
 
 def test_cycle_dates(tree):
     assert (tree["cycle"].start_date, tree["cycle"].end_date) == (Q1_START, Q1_END)
+
+
+# --- KPI names in the reader's language ------------------------------------------------------------------------
+
+
+def test_kpi_names_are_shown_in_the_readers_language(tree, mona, north, make_kr, client_for, clock):
+    """A built-in KPI's name is stored in English and shown translated (kpis.models.Kpi.shown_name)."""
+    from kpis.models import Kpi
+
+    cycle_length = Kpi.objects.get(slug="sales-cycle-length")
+    make_kr(mona, tree["team"], title="Shorter cycles", kind="decrease", start_value=D("40"), target_value=D("30"),
+            kpi=cycle_length, dimension_kind="team", dimension_id=north.pk)
+    mona.language = "tr"
+    mona.save(update_fields=["language"])
+    client = client_for(mona)
+    for url in (reverse("okr-team", args=[north.pk]), reverse("okr-mine")):
+        html = client.get(url).content.decode()
+        assert "Satış Döngüsü Süresi" in html and "Sales cycle length" not in html, url
+    body = client.get(reverse("okr-team-export", args=[north.pk])).content.decode("utf-8")
+    assert "Satış Döngüsü Süresi" in body and "Sales cycle length" not in body
