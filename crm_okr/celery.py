@@ -15,6 +15,7 @@ app.conf.task_queues = (Queue("interactive"), Queue("batch"))
 app.conf.task_routes = {
     "crm_okr.tasks.sweep_events": {"queue": "interactive"},
     "kpis.tasks.snapshot_kpis": {"queue": "batch"},
+    "kpis.tasks.snapshot_kpi_now": {"queue": "batch"},
     "kpis.tasks.send_monday_report": {"queue": "batch"},
     "okrs.tasks.send_check_in_reminders": {"queue": "batch"},
 }

@@ -151,6 +151,7 @@ def kpi_create(request):
             form.add_error("slug", _("Another KPI already has the key “%(slug)s”.") % {
                 "slug": form.cleaned_data["slug"]})
         else:
+            _snapshot_soon(kpi)
             messages.success(request, _("Created the KPI “%(name)s”.") % {"name": kpi.name})
             return redirect("kpi-detail", slug=kpi.slug)
     return _editor_page(request, form, status=INVALID)
@@ -166,6 +167,7 @@ def kpi_edit(request, slug: str):
     if _wants_preview(request):
         return _editor_page(request, form, kpi=kpi, preview=_page_preview(form, slug=kpi.slug))
     if form.is_valid():
+        version = kpi.formula_version
         try:
             kpi = _services().kpi_update(kpi, actor=request.user, **form.to_data())
         except ValidationError as exc:
@@ -173,11 +175,20 @@ def kpi_edit(request, slug: str):
         except FormulaError as exc:
             form.set_formula_problem(form.cleaned_data["formula"], exc)
         else:
+            if kpi.formula_version != version:
+                _snapshot_soon(kpi)
             messages.success(request, _("Saved “%(name)s” (formula version %(version)s).") % {
                 "name": kpi.name, "version": kpi.formula_version})
             return redirect("kpi-detail", slug=kpi.slug)
     kpi.refresh_from_db()
     return _editor_page(request, form, kpi=kpi, status=INVALID)
+
+
+def _snapshot_soon(kpi: Kpi) -> None:
+    """A new formula gets its snapshots right after the save (not at the next hourly run)."""
+    from .tasks import snapshot_soon
+
+    snapshot_soon(kpi)
 
 
 def referencing_kpis(kpi: Kpi) -> list[Kpi]:

@@ -26,6 +26,7 @@ from .. import dimensions as dims
 from .. import periods, services
 from ..formula import FormulaError, FormulaTimeout, compile_formula
 from ..models import DimensionKind, Kpi, KpiSnapshot
+from ..tasks import snapshot_soon
 from .filters import KpiFilter, KpiSnapshotFilter
 from .serializers import (
     COMPANY,
@@ -164,6 +165,7 @@ class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         slug = body.get("slug") if isinstance(body.get("slug"), str) else None
         data = self._validated(serializer, slug)
         kpi = services.kpi_create(actor=request.user, **data)
+        snapshot_soon(kpi)
         return Response(self.get_serializer(kpi).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -171,7 +173,10 @@ class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         serializer = self.get_serializer(kpi, data=request.data, partial=kwargs.get("partial", False))
         data = self._validated(serializer, kpi.slug)
         if data:
+            version = kpi.formula_version
             kpi = services.kpi_update(kpi, actor=request.user, **data)
+            if kpi.formula_version != version:
+                snapshot_soon(kpi)
         return Response(self.get_serializer(kpi).data)
 
     def partial_update(self, request, *args, **kwargs):

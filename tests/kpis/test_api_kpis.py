@@ -667,3 +667,25 @@ def test_a_start_of_period_kpi_answers_the_snapshot_taken_when_the_period_starte
     # Next month has not started: computed now.
     body = api_for(alice).get(f"{KPIS}forecast-x/evaluate/", {"period": current.next().key}).json()
     assert (body["value"], body["snapshotted_at_start"]) == ("0", False)
+
+
+def test_a_created_or_reformulated_kpi_is_snapshotted_after_the_commit(api_for, sam, deal_count, alice,
+                                                                      django_capture_on_commit_callbacks):
+    from kpis import periods
+
+    ContactFactory(owner=alice)
+    current = periods.containing("monthly")
+    api = api_for(sam)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert api.patch(f"{KPIS}deal-count/", {"formula": "count(contacts)"}, format="json").status_code == 200
+    assert len(callbacks) == 1
+    row = KpiSnapshot.objects.get(kpi=deal_count, period_start=current.start, dimension_kind="")
+    assert (row.value, row.formula_version) == (Decimal("1"), 2)
+    assert KpiSnapshot.objects.filter(kpi=deal_count, period_start=current.previous().start).exists()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert api.patch(f"{KPIS}deal-count/", {"name": "People"}, format="json").status_code == 200
+    assert callbacks == []  # no new formula: nothing to recompute
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert api.post(KPIS, NEW_KPI, format="json").status_code == 201
+    assert len(callbacks) == 1 and KpiSnapshot.objects.filter(kpi__slug="mql-rate", dimension_kind="").count() == 2

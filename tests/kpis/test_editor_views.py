@@ -426,3 +426,81 @@ def test_a_problem_without_a_position_has_no_caret():
     problem = FormulaProblem.build("count(deals)", "The formula is too long.", None)
     assert (problem.caret, problem.line) == ("", None)
     assert FormulaProblem.build("abc", "m", 99).caret == ""  # a position outside the text is ignored
+
+
+# --- a new or changed formula is snapshotted right after the save --------------------------------------
+
+
+def company_rows(kpi) -> dict[str, object]:
+    from kpis import periods
+
+    rows = KpiSnapshot.objects.filter(kpi=kpi, dimension_kind="")
+    return {periods.containing(kpi.frequency, row.period_start).key: row.value for row in rows}
+
+
+def test_a_new_kpi_is_snapshotted_after_the_save_not_at_the_next_hourly_run(
+        client_for, sam, mql_world, django_capture_on_commit_callbacks):
+    from kpis import periods
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client_for(sam).post(reverse("kpi-create"), form_data())
+    assert len(callbacks) == 1
+    kpi = Kpi.objects.get(slug="mql-rate")
+    current = periods.containing("monthly")
+    # This month: 1 MQL per 4 new contacts = 25%; last month: no contacts → no value (but a row).
+    assert company_rows(kpi) == {current.key: Decimal("25"), current.previous().key: None}
+
+
+def test_a_changed_formula_is_snapshotted_again_and_other_edits_are_not(
+        client_for, sam, custom_kpi, make_deal, alice, django_capture_on_commit_callbacks):
+    from kpis import periods, snapshots
+
+    week = periods.containing("weekly")
+    make_deal(alice, name="Open one")
+    snapshots.snapshot_kpi(custom_kpi, week.previous())  # final row of last week, old formula
+    snapshots.snapshot_kpi(custom_kpi, week)
+    assert company_rows(custom_kpi)[week.key] == Decimal("1")
+    client = client_for(sam)
+    url = reverse("kpi-edit", args=[custom_kpi.slug])
+    data = form_data(name="Deals made", formula="count(deals where status = 'won')", unit="number",
+                     decimals="0", frequency="weekly")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client.post(url, data)
+    assert len(callbacks) == 1
+    # No deal is won: both periods recomputed with version 2 (last week's final row too).
+    assert company_rows(custom_kpi) == {week.key: Decimal("0"), week.previous().key: Decimal("0")}
+    assert set(KpiSnapshot.objects.filter(kpi=custom_kpi).values_list("formula_version", flat=True)) == {2}
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client.post(url, {**data, "name": "Deals won"})
+    assert callbacks == []
+
+
+def test_a_broker_that_is_down_does_not_fail_the_save(client_for, sam, monkeypatch, caplog,
+                                                      django_capture_on_commit_callbacks):
+    from kpis import tasks
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(tasks.snapshot_kpi_now, "delay", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(sam).post(reverse("kpi-create"), form_data())
+    assert response.status_code == 302 and Kpi.objects.filter(slug="mql-rate").exists()
+    assert not KpiSnapshot.objects.filter(kpi__slug="mql-rate").exists()
+    assert "could not queue its snapshot" in caplog.text
+
+
+def test_a_start_of_period_kpi_gets_only_its_current_period_and_keeps_it(sam, mql_world):
+    from kpis import periods, services
+    from kpis.tasks import snapshot_kpi_now
+
+    kpi = services.kpi_create(actor=sam, name="Forecast", slug="forecast-y", formula="count(contacts)",
+                              frequency="monthly", snapshot_at_start=True)
+    current = periods.containing("monthly")
+    assert snapshot_kpi_now(kpi.pk) == {"computed": 1}
+    assert company_rows(kpi) == {current.key: Decimal("4")}  # last month would get today's value: left alone
+    ContactFactory()
+    assert snapshot_kpi_now(kpi.pk) == {"kept": 1}
+    assert snapshot_kpi_now(0) == {}  # a KPI deleted before the task ran
