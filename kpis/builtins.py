@@ -51,6 +51,8 @@ class BuiltinMetric:
     description: object
     unit: str
     dimension_kind: str  # "" = company-wide
+    # A company-wide value that also holds for every team, owner, pipeline and lead source (see ExternalMetric).
+    applies_to_breakdowns: bool = False
 
 
 # The definitions are the issue's, word for word (shown on each KPI's page).
@@ -232,7 +234,7 @@ BUILTIN_METRICS: list[BuiltinMetric] = [
     BuiltinMetric(
         key="customer_lifetime_years", name=_("Customer lifetime (years)"),
         description=_("How many years a customer stays on average (for LTV); the latest value is used."),
-        unit="number", dimension_kind="",
+        unit="number", dimension_kind="", applies_to_breakdowns=True,
     ),
 ]
 
@@ -271,9 +273,13 @@ def install_builtins(apps=None) -> dict[str, int]:
     from django.utils import timezone
 
     counts = {"created": 0, "updated": 0}
+    # Migrations before 0003_metric_breakdowns run this with a model that has no applies_to_breakdowns yet.
+    has_breakdowns = any(f.name == "applies_to_breakdowns" for f in metric_model._meta.get_fields())
     for metric in BUILTIN_METRICS:
         fields = {"name": _english(metric.name), "description": _english(metric.description), "unit": metric.unit,
                   "dimension_kind": metric.dimension_kind}
+        if has_breakdowns:
+            fields["applies_to_breakdowns"] = metric.applies_to_breakdowns
         row = metric_model.objects.filter(key=metric.key).first()
         if row is None:
             metric_model.objects.create(key=metric.key, **fields)

@@ -107,11 +107,15 @@ class MetricForm(ServiceErrorsMixin, forms.Form):
         label=_("Kept per"), required=False, choices=_blank(_("Company-wide (one value per period)"))
         + list(DimensionKind.choices),
         help_text=_("E.g. marketing spend is kept per lead source."))
+    applies_to_breakdowns = forms.BooleanField(
+        label=_("Applies to breakdowns"), required=False,
+        help_text=ExternalMetric._meta.get_field("applies_to_breakdowns").help_text)
 
     def __init__(self, *args, instance: ExternalMetric | None = None, **kwargs):
         if instance is not None and "initial" not in kwargs:
             kwargs["initial"] = {"key": instance.key, "name": instance.name, "description": instance.description,
-                                 "unit": instance.unit, "dimension_kind": instance.dimension_kind}
+                                 "unit": instance.unit, "dimension_kind": instance.dimension_kind,
+                                 "applies_to_breakdowns": instance.applies_to_breakdowns}
         super().__init__(*args, **kwargs)
         self.instance = instance
         if instance is not None:

@@ -201,7 +201,10 @@ class SurveyResponse(models.Model):
 class ExternalMetric(models.Model):
     """A named series of numbers kept outside the CRM (marketing spend, sales spend, customer lifetime…).
 
-    A metric is either company-wide (no dimension) or kept per team, owner, pipeline or lead source.
+    A metric is either company-wide (no dimension) or kept per team, owner, pipeline or lead source. When a
+    KPI is broken down by a kind, the values of a metric kept per that kind count for their own member; a
+    company-wide value counts for every member only when ``applies_to_breakdowns`` (a constant such as customer
+    lifetime, not an amount such as sales spend); other values do not count.
     """
 
     key = models.SlugField(
@@ -214,6 +217,13 @@ class ExternalMetric(models.Model):
     dimension_kind = models.CharField(
         _("kept per"), max_length=10, choices=DimensionKind.choices, blank=True,
         help_text=_("Empty: one company-wide value per period."),
+    )
+    # A company-wide value that is also each dimension value's (customer lifetime), unlike an amount that the
+    # whole company spends (sales spend): only the first counts when a KPI is broken down.
+    applies_to_breakdowns = models.BooleanField(
+        _("applies to breakdowns"), default=False,
+        help_text=_("A company-wide value that also holds for each team, owner, pipeline and lead source (e.g. "
+                    "customer lifetime); spend is not."),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 

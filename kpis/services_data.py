@@ -32,7 +32,7 @@ from . import periods
 from .models import DimensionKind, ExchangeRate, ExternalMetric, Frequency, Kpi, MetricValue, SurveyResponse
 
 SURVEY_FIELDS = {"kind", "score", "contact", "responded_at", "channel", "comment", "external_id"}
-METRIC_FIELDS = {"key", "name", "description", "unit", "dimension_kind"}
+METRIC_FIELDS = {"key", "name", "description", "unit", "dimension_kind", "applies_to_breakdowns"}
 METRIC_VALUE_FIELDS = {"period", "period_start", "period_end", "dimension", "value"}
 EXCHANGE_RATE_FIELDS = {"currency", "rate", "valid_from"}
 
@@ -319,6 +319,17 @@ def _clean_metric(data: dict, metric: ExternalMetric | None) -> dict:
             errors["dimension_kind"] = _("The metric has values; delete them before changing what it is kept per.")
         else:
             clean["dimension_kind"] = kind
+    if "applies_to_breakdowns" in data:
+        applies = data.get("applies_to_breakdowns")
+        if not isinstance(applies, bool):
+            errors["applies_to_breakdowns"] = _("Expected true or false.")
+        else:
+            clean["applies_to_breakdowns"] = applies
+    kind = clean.get("dimension_kind", metric.dimension_kind if metric is not None else "")
+    applies = clean.get("applies_to_breakdowns", metric.applies_to_breakdowns if metric is not None else False)
+    if kind and applies and "dimension_kind" not in errors:
+        errors["applies_to_breakdowns"] = _("Only a company-wide metric can apply to every breakdown; a metric "
+                                            "kept per %(kind)s counts for its own %(kind)s.") % {"kind": kind}
     if errors:
         raise ValidationError(errors)
     return clean

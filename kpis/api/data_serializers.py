@@ -83,7 +83,7 @@ class ExternalMetricSerializer(StrictModelSerializer):
 
     class Meta:
         model = ExternalMetric
-        fields = ["id", "key", "name", "description", "unit", "dimension_kind", "created_at"]
+        fields = ["id", "key", "name", "description", "unit", "dimension_kind", "applies_to_breakdowns", "created_at"]
         read_only_fields = ["created_at"]
         extra_kwargs = {
             # Checked by the service, with messages that say what to type.
@@ -95,6 +95,10 @@ class ExternalMetricSerializer(StrictModelSerializer):
             "dimension_kind": {"help_text": _(
                 "Empty: one company-wide value per period. team, owner, pipeline or source: one value per team, "
                 "owner, pipeline or lead source per period. Cannot change once the metric has values.")},
+            "applies_to_breakdowns": {"help_text": _(
+                "Company-wide metrics only: true when the value also holds for each team, owner, pipeline and lead "
+                "source (e.g. customer lifetime), so a KPI broken down by them uses it; false (default) for an "
+                "amount the whole company spends (sales spend), which then counts only for the company.")},
         }
 
 

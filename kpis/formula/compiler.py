@@ -15,8 +15,9 @@ inlines ``kpi('…')`` references and finds ``snapshot('…')`` KPIs. Evaluating
   with the expression, where each source's subquery is computed ONCE for all members — its rows grouped by
   the dimension path into one JSON object ``{member id: value}`` (an uncorrelated subquery: an InitPlan) —
   and each member picks its entry; a member without rows gets the subtree's value over no rows (count 0,
-  sum 0, avg no value, …). External metrics (company-wide rows count for every member) and ``snapshot()``
-  stay correlated with the member: they are small, indexed lookups.
+  sum 0, avg no value, …). External metrics (per member: the rows of a metric kept per that kind with the
+  member's id, and the rows of company-wide metrics that ``applies_to_breakdowns``) and ``snapshot()`` stay
+  correlated with the member: they are small, indexed lookups.
 
 User text only ever becomes query parameters.
 """
@@ -240,6 +241,10 @@ class Resolver:
         if node.where is not None:
             self.condition(node.where, source, context)
         if source.metric_dims:
+            # A metric kept per kind K allows K only; a company-wide metric allows every kind — also one that does
+            # not apply to breakdowns (sales spend): per member it then reads no rows (sum 0, latest no value),
+            # so CAC per lead source is that source's marketing spend over its new customers. The allowed kinds do
+            # not depend on applies_to_breakdowns, so changing it never takes a breakdown away from stored KPIs.
             kinds = self.metric_kinds_of(node.where)
             self.dimension_sets.append({kind for kind in DIMENSION_ORDER if all(k in ("", kind) for k in kinds)})
         else:

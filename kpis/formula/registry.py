@@ -124,9 +124,14 @@ class Source:
         return apps.get_model(self.model_label)
 
     def dimension_q(self, kind: str, value) -> Q:
-        """Rows that belong to dimension value ``value`` (an id or an OuterRef) of ``kind``."""
+        """Rows that belong to dimension value ``value`` (an id or an OuterRef) of ``kind``.
+
+        External metrics: the rows of a metric kept per ``kind`` with that id; the rows of a company-wide metric
+        only when it ``applies_to_breakdowns`` (customer lifetime holds for each lead source; the company's sales
+        spend is not each lead source's); no rows of a metric kept per another kind."""
         if self.metric_dims:
-            return Q(metric__dimension_kind="") | (Q(metric__dimension_kind=kind) & Q(dimension_id=value))
+            return (Q(metric__dimension_kind="", metric__applies_to_breakdowns=True)
+                    | (Q(metric__dimension_kind=kind) & Q(dimension_id=value)))
         return Q(**{self.dims[kind]: value})
 
 

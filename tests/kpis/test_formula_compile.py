@@ -376,13 +376,22 @@ class TestOtherSources:
         both = compile_formula("sum(metrics.value where metric in ('marketing_spend', 'sales_spend'))")
         assert both.dimensions == ["source"]
         assert both.evaluate(JAN) == 180  # 100 + 50 + 30
-        # per source: that source's spend + the company-wide sales spend
-        assert both.evaluate(JAN, Dimension("source", web.id)) == 130
-        assert both.evaluate_members(JAN, "source") == {web.id: 130, ads.id: 80}
+        # per source: that source's spend only — the company's sales spend is not each source's
+        assert both.evaluate(JAN, Dimension("source", web.id)) == 100
+        assert both.evaluate_members(JAN, "source") == {web.id: 100, ads.id: 50}
         sales_only = compile_formula("sum(metrics.value where metric = 'sales_spend')")
         assert sales_only.dimensions == ["team", "owner", "pipeline", "source"]
-        # latest over all time up to the end of January: 4 (December's value)
-        assert value("latest(metrics.value where metric = 'customer_lifetime_years' during all time)") == 4
+        assert sales_only.evaluate(JAN, Dimension("source", web.id)) == 0  # sum over no rows
+        # latest over all time up to the end of January: 4 (December's value); customer lifetime applies to
+        # every breakdown (the migration marks it), so each source reads it too
+        lifetime = compile_formula("latest(metrics.value where metric = 'customer_lifetime_years' during all time)")
+        assert value(lifetime.text) == 4
+        assert lifetime.evaluate(JAN, Dimension("source", web.id)) == 4
+        assert lifetime.evaluate_members(JAN, "source") == {web.id: 4, ads.id: 4}
+        # an admin marks sales spend as applying to breakdowns: each source then counts it again (100 + 30)
+        ExternalMetric.objects.filter(key="sales_spend").update(applies_to_breakdowns=True)
+        assert both.evaluate(JAN, Dimension("source", web.id)) == 130
+        assert both.evaluate_members(JAN, "source") == {web.id: 130, ads.id: 80}
 
     def test_users_adoption(self, alice, bob, charlie, mona, sam, deals):
         ActivityFactory(owner=alice, occurred_at=at(1, 28))
