@@ -260,13 +260,21 @@ def benchmark_band_text(kpi: Kpi) -> str:
 # --- the records behind a number -------------------------------------------------------------------------
 
 def _visible(model, user):
-    """The rows of ``model`` the user may see, or None when the source is not restricted row by row (its
-    rows are listed, and the deal/contact they belong to is linked only when visible)."""
+    """The rows of ``model`` the user may see, or None when the source is not restricted row by row (metric
+    values: numbers an admin entered). Records of a deal or contact (stage changes, lifecycle changes, survey
+    responses) are visible with their deal or contact; a survey response without a contact is listed."""
     user_model = get_user_model()
     if model is Deal:
         return deals_visible_to(user)
     if model is Contact:
         return contacts_visible_to(user)
+    if model is StageChange:
+        return StageChange.objects.filter(deal__in=deals_visible_to(user).values("pk"))
+    if model is LifecycleChange:
+        return LifecycleChange.objects.filter(contact__in=contacts_visible_to(user).values("pk"))
+    if model is SurveyResponse:
+        return SurveyResponse.objects.filter(
+            Q(contact__isnull=True) | Q(contact__in=contacts_visible_to(user).values("pk")))
     if model is Company:
         return companies_visible_to(user)
     if model is Activity:
@@ -275,6 +283,16 @@ def _visible(model, user):
         return users_visible_to(user)
     return None
 
+
+# Newest first by the moment the record counts at (then by id, so pages never skip or repeat a row); the
+# other sources newest first by id.
+DRILLDOWN_ORDER = {
+    Activity: SortOption("-occurred_at", "occurred_at", descending=True),
+    StageChange: SortOption("-changed_at", "changed_at", descending=True),
+    LifecycleChange: SortOption("-changed_at", "changed_at", descending=True),
+    SurveyResponse: SortOption("-responded_at", "responded_at", descending=True),
+}
+NEWEST_ID_FIRST = SortOption("id", "id", descending=True)
 
 RELATED = {
     Deal: ["stage", "pipeline", "owner", "contact", "company"],
@@ -378,6 +396,15 @@ def _related_visible_ids(items: list, user) -> tuple[set[int], set[int]]:
     return deals, contacts
 
 
+def _member_label(dimension: dims.Dimension | None) -> str:
+    """ "Team: North" for the page header (one query); "" for the company."""
+    if dimension is None:
+        return ""
+    member = dims.members(dimension.kind).filter(pk=dimension.id).first()
+    name = dims.label(dimension.kind, member) if member is not None else f"#{dimension.id}"
+    return f"{DimensionKind(dimension.kind).label}: {name}"
+
+
 @browser_user_required
 def kpi_drilldown(request, slug: str):
     """The records behind one aggregate of a KPI's formula, as far as the viewer may see them."""
@@ -400,7 +427,7 @@ def kpi_drilldown(request, slug: str):
     else:
         leaf = leaves[int(raw_leaf)]
     context = {"kpi": kpi, "errors": errors, "period": period, "dimension": dimension, "leaf": leaf,
-               "leaf_index": raw_leaf, "leaves": leaves}
+               "leaf_index": raw_leaf, "leaves": leaves, "dimension_label": _member_label(dimension)}
     if errors:
         return render(request, "kpis/drilldown.html", context, status=400)
 
@@ -426,7 +453,7 @@ def kpi_drilldown(request, slug: str):
     if model is get_user_model():
         shown = shown.select_related("team")
     try:
-        page = paginate(shown, sort=SortOption("id", "id", descending=True), cursor=request.GET.get("cursor"),
+        page = paginate(shown, sort=DRILLDOWN_ORDER.get(model, NEWEST_ID_FIRST), cursor=request.GET.get("cursor"),
                         page_size=DRILLDOWN_PAGE_SIZE)
     except ValidationError as exc:
         context["errors"] = {"cursor": " ".join(exc.messages)}

@@ -405,12 +405,12 @@ def test_drilldown_of_stage_changes_links_only_the_deals_the_viewer_may_see(clie
 
     assert response.status_code == 200
     html = response.content.decode()
-    # each deal was created into its first stage: one stage change per deal, all listed (they are not
-    # restricted row by row), but only charlie's own deal is named and linked
+    # each deal was created into its first stage: one stage change per deal; only the move of charlie's own
+    # deal is listed, the other two are counted as not listed
     assert find_testid(html, "record-count") == "3 records (stage changes)"
     assert records(html) == ["C1"]
-    assert html.count("(hidden deal)") == 2
-    assert "A1" not in html and "B1" not in html
+    assert find_testid(html, "hidden-count", "p").startswith("2 records are not listed")
+    assert "(hidden deal)" not in html and "A1" not in html and "B1" not in html
 
 
 def test_a_kpi_whose_formula_no_longer_compiles_still_shows_its_page(client_for, mona):
@@ -472,3 +472,60 @@ def test_a_start_of_period_kpi_page_shows_the_value_snapshotted_when_the_period_
     assert find_testid(last_month, "live-value") == "n/a"  # none was taken then; today's value would be wrong
     make_kpi("test-deals", decimals=0)
     assert find_testid(client.get("/kpis/test-deals/").content.decode(), "live-source") == "computed now"
+
+
+def record_rows(html: str) -> list[list[str]]:
+    table = re.search(r'data-testid="records">(.*?)</table>', html, re.S).group(1)
+    return [[text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)]
+
+
+def test_survey_responses_of_contacts_the_viewer_cannot_see_are_not_listed(client_for, alice, charlie, north):
+    import datetime as dt
+
+    from kpis.models import SurveyResponse
+    from tests.factories import ContactFactory
+
+    mine, theirs = ContactFactory(owner=charlie, first_name="Cem"), ContactFactory(owner=alice, first_name="Ayla")
+    start = timezone.now() - dt.timedelta(hours=5)
+    SurveyResponse.objects.create(contact=theirs, score=10, responded_at=start)
+    SurveyResponse.objects.create(contact=mine, score=9, responded_at=start + dt.timedelta(hours=3))
+    SurveyResponse.objects.create(contact=mine, score=3, responded_at=start + dt.timedelta(hours=1))
+    SurveyResponse.objects.create(contact=None, score=7, responded_at=start + dt.timedelta(hours=2))
+    make_kpi("test-nps", frequency=Frequency.QUARTERLY, formula=(
+        "(count(survey_responses where kind = 'nps' and score >= 9) "
+        "- count(survey_responses where kind = 'nps' and score <= 6)) * 100 / count(survey_responses where kind = 'nps')"))
+    client = client_for(charlie)
+
+    html = client.get("/kpis/test-nps/records/", {"leaf": 2}).content.decode()
+
+    assert find_testid(html, "record-count") == "4 records (survey responses)"
+    assert find_testid(html, "hidden-count", "p").startswith("1 record is not listed")
+    # newest first: Cem's 9 (3 h after the start), the anonymous 7 (2 h), Cem's 3 (1 h); Ayla's 10 is hidden
+    assert [(row[0], row[2]) for row in record_rows(html)] == [("Cem Person", "9"), ("—", "7"), ("Cem Person", "3")]
+    assert "(hidden contact)" not in html and "Ayla" not in html
+    # Alice (North) sees her contact's answer and the anonymous one, not Cem's.
+    html = client_for(alice).get("/kpis/test-nps/records/", {"leaf": 2}).content.decode()
+    assert [row[2] for row in record_rows(html)] == ["7", "10"]
+    assert find_testid(html, "hidden-count", "p").startswith("2 records are not listed")
+
+
+def test_lifecycle_changes_of_hidden_contacts_are_not_listed_and_the_header_names_the_team(
+        client_for, alice, charlie, south):
+    from contacts.models import LifecycleChange
+    from tests.factories import ContactFactory
+
+    for owner in (alice, charlie):
+        LifecycleChange.objects.create(contact=ContactFactory(owner=owner), from_stage="opportunity",
+                                       to_stage="customer")
+    make_kpi("test-customers", frequency=Frequency.MONTHLY,
+             formula="count_distinct(lifecycle_changes.contact where to_stage = 'customer')")
+
+    html = client_for(charlie).get("/kpis/test-customers/records/", {"leaf": 0}).content.decode()
+    assert find_testid(html, "record-count") == "2 records (lifecycle changes)"
+    assert len(record_rows(html)) == 1 and "(hidden contact)" not in html
+    assert find_testid(html, "hidden-count", "p").startswith("1 record is not listed")
+
+    south_only = client_for(charlie).get("/kpis/test-customers/records/", {"leaf": 0, "dimension": f"team:{south.pk}"})
+    assert find_testid(south_only.content.decode(), "drilldown-scope", "p").endswith("· Team: South")
+    assert f"team:{south.pk}" not in find_testid(south_only.content.decode(), "drilldown-scope", "p")
