@@ -8,22 +8,22 @@ visible record the user may not change is a 403, and every write goes through ``
 ValidationErrors are shown next to the fields; guidance warnings are shown after saving, never as errors).
 """
 
-from decimal import ROUND_HALF_UP, Decimal
+import datetime as dt
+from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Team
 from accounts.views import browser_user_required
-from contacts.templatetags.crm import format_percent
 from kpis import dimensions as dims
 
 from . import progress as P
@@ -39,7 +39,7 @@ from .forms import (
     TemplateLoadForm,
 )
 from .models import CheckIn, Cycle, Initiative, KeyResult, KeyResultChange, Objective
-from .templatetags.okrs import kr_chart
+from .templatetags.okrs import format_kr_value, format_number, kr_chart, okr_pct
 
 # An invalid form answers 422 (htmx swaps it like a 200; see base.html).
 INVALID = 422
@@ -110,31 +110,26 @@ def _warn(request, warnings) -> None:
 # --- formatting ----------------------------------------------------------------------------------
 
 
-def format_value(value, unit: str) -> str:
-    """A key result value as people read it: 12.5, 12.5% (Turkish %12,5), 1,250 (money); “—” for none."""
-    if value is None:
-        return "—"
-    number = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    decimals = max(0, -number.normalize().as_tuple().exponent) if number else 0
-    text = floatformat(number, f"{decimals}g")
-    if unit == KeyResult.Unit.PERCENT:
-        return format_percent(text)
-    return text
+def format_value(value, key_result) -> str:
+    """A key result value as every OKR page shows it (``okrs.templatetags.okrs.format_kr_value``)."""
+    return format_kr_value(value, key_result)
 
 
 def _percent(fraction) -> str:
-    if fraction is None:
-        return "—"
-    return format_percent(floatformat(Decimal(fraction) * 100, "0"))
+    """Progress as every OKR page shows it: one decimal at most (81.7%)."""
+    return okr_pct(fraction)
+
+
+def _current(kr: KeyResult):
+    return (1 if kr.milestone_done else 0) if kr.kind == KeyResult.Kind.MILESTONE else kr.current_value
 
 
 def _decorate(state, labels) -> None:
     """Text the templates show for a key result state (kept in Python: SVG and numbers need a dot)."""
     kr = state.key_result
-    state.current_text = (_("Done") if kr.milestone_done else _("Not yet")) if kr.kind == KeyResult.Kind.MILESTONE \
-        else format_value(kr.current_value, kr.unit)
-    state.start_text = format_value(kr.start_value, kr.unit)
-    state.target_text = format_value(kr.target_value, kr.unit)
+    state.current_text = format_value(_current(kr), kr)
+    state.start_text = format_value(kr.start_value, kr)
+    state.target_text = format_value(kr.target_value, kr)
     state.progress_text = _percent(state.progress.value if state.progress.raw is not None else None)
     state.raw_text = _percent(state.progress.raw) if state.progress.over_achieved else ""
     state.bar = f"{float(state.progress.value) * 100:.1f}"
@@ -409,13 +404,14 @@ def _key_result_page(request, kr: KeyResult, *, check_in_form=None, annotate_for
     can_edit = services.can_edit_key_result(request.user, kr) and not cycle.is_closed
     annotate_forms = annotate_forms or {}
     for row in check_ins:
-        row.value_text = (_("Done") if row.value == 1 else _("Not yet")) if kr.kind == KeyResult.Kind.MILESTONE \
-            and row.value is not None else format_value(row.value, kr.unit)
+        row.value_text = format_value(row.value, kr)
         if can_edit and row.is_automatic:
             row.annotate_form = annotate_forms.get(row.pk) or AnnotateForm(check_in=row)
     history = list(selectors.key_result_history(kr))
     for change in history:
         change.field_label = _change_label(change.field)
+        change.old_text, change.new_text = _history_text(change.old_value, change.field, kr), _history_text(
+            change.new_value, change.field, kr)
     return render(request, "okrs/key_result.html", {
         "kr": kr, "objective": objective, "cycle": cycle, "state": state, "check_ins": check_ins,
         "history": history, "can_edit": can_edit, "dimension_label": dimension_label(kr),
@@ -435,6 +431,21 @@ def dimension_label(kr: KeyResult) -> str:
     except ValueError:  # a kind the KPI app no longer knows
         member = None
     return dims.label(kr.dimension_kind, member) if member is not None else "—"
+
+
+def _history_text(text: str, field: str, kr: KeyResult) -> str:
+    """A value kept in the history (``30``, ``2026-03-31``) written as the rest of the page writes it: the key
+    result's unit for start and target, a localized date for the due date; “—” for none."""
+    if not text:
+        return "—"
+    try:
+        if field == KeyResultChange.Field.DUE_DATE:
+            return date_format(dt.date.fromisoformat(text), "j M Y")
+        if field == KeyResultChange.Field.WEIGHT:
+            return format_number(Decimal(text))
+        return format_value(Decimal(text), kr)
+    except (ValueError, ArithmeticError):  # written by hand long ago: shown as kept
+        return text
 
 
 def _change_label(field: str) -> str:

@@ -23,7 +23,7 @@ from . import progress as P
 from . import selectors
 from . import selectors_pages as pages
 from .models import Cycle, KeyResult, Objective
-from .templatetags.okrs import kr_chart, status_label
+from .templatetags.okrs import kr_chart, percent_number, rounded, status_label, unit_label
 
 # Characters that make a spreadsheet read a cell as a formula (CSV injection), as in the deals export.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -126,7 +126,9 @@ def _cell(value) -> str:
 
 
 def _number(value) -> str:
-    return "" if value is None else f"{Decimal(value).normalize():f}"
+    """A number for a spreadsheet: rounded to two decimals (as the pages), a dot as the decimal separator, no
+    grouping, no trailing zeros: 15.2, 1250, 0.13."""
+    return "" if value is None else f"{rounded(value):f}"
 
 
 @require_GET
@@ -150,10 +152,11 @@ def team_export(request, team_id: int):
         _("Measured by"), _("Owner"), _("Weight"), _("Due date"), _("Score"),
     ])
     levels = dict(Objective.Level.choices)
-    kinds, units = dict(KeyResult.Kind.choices), dict(KeyResult.Unit.choices)
+    kinds = dict(KeyResult.Kind.choices)
 
     def pct(value):
-        return "" if value is None else _number(Decimal(value) * 100)
+        # progress as the pages round it: one decimal at most (81.7)
+        return "" if value is None else f"{percent_number(value):f}"
 
     for state in objectives:
         o = state.objective
@@ -166,7 +169,7 @@ def team_export(request, team_id: int):
             last = kr_state.last_check_in
             current = (1 if kr.milestone_done else 0) if kr.kind == P.MILESTONE else kr.current_value
             writer.writerow(head + [
-                _cell(kr.title), str(kinds[kr.kind]), str(units[kr.unit]), _number(kr.start_value),
+                _cell(kr.title), str(kinds[kr.kind]), unit_label(kr), _number(kr.start_value),
                 _number(kr.target_value), _number(current), pct(kr_state.progress.raw), pct(kr_state.expected),
                 _number(kr_state.pace), status_label(kr_state.status) if kr_state.status else "",
                 "" if kr_state.confidence is None else kr_state.confidence,

@@ -15,7 +15,7 @@ from django.template.defaultfilters import floatformat
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from contacts.templatetags.crm import format_percent
 from kpis.periods import company_tz
@@ -54,8 +54,14 @@ def okr_pct(fraction) -> str:
     “—” for no value."""
     if fraction is None or fraction == "":
         return "—"
+    return format_percent(floatformat(percent_number(fraction), "-1"))
+
+
+def percent_number(fraction) -> Decimal:
+    """A fraction as a percentage rounded half up to one decimal, without a trailing zero: 0.8166 → 81.7,
+    0.35 → 35 (the pages, the print page and the CSV all round progress so)."""
     percent = (Decimal(fraction) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    return format_percent(floatformat(percent, "-1"))
+    return percent.normalize() if percent else Decimal(0)
 
 
 @register.filter
@@ -66,22 +72,74 @@ def okr_pace(value) -> str:
     return floatformat(value, 2)
 
 
-@register.filter
-def okr_value(value, key_result) -> str:
-    """A key result's value in its unit: 12.5% (Turkish %12,5), 1,250 TRY, 42; “—” for no value. A
-    milestone reads done / not done."""
+# Key result values are shown with at most two decimals and no trailing zeros (15.2, not 15.20).
+VALUE_PLACES = Decimal("0.01")
+
+
+def rounded(value) -> Decimal:
+    """A value rounded half up to two decimals, without trailing zeros: 15.2000 → 15.2, 0.125 → 0.13."""
+    number = Decimal(value).quantize(VALUE_PLACES, rounding=ROUND_HALF_UP)
+    return number.normalize() if number else Decimal(0)
+
+
+def format_number(value) -> str:
+    """A number as the language writes it, with grouping and at most two decimals: 1,250 · 15.2 · 0.13
+    (Turkish 1.250 · 15,2)."""
+    number = rounded(value)
+    decimals = max(0, -number.as_tuple().exponent)
+    return floatformat(number, f"{decimals}g")
+
+
+def counts_days(key_result) -> bool:
+    """A key result measured by a KPI counted in days (sales cycle length) reads its values in days."""
+    from kpis.models import Kpi
+
+    return bool(getattr(key_result, "kpi_id", None)) and key_result.kpi.unit == Kpi.Unit.DAYS
+
+
+def unit_label(key_result) -> str:
+    """The unit a key result's values are read in: Number / Percent / Money, or Days (a KPI in days)."""
+    from ..models import KeyResult
+
+    if counts_days(key_result):
+        return _("Days")
+    return str(dict(KeyResult.Unit.choices).get(key_result.unit, key_result.unit))
+
+
+def format_kr_value(value, key_result) -> str:
+    """A key result's value in its unit — the one helper every OKR page, the print page and the e-mails use:
+    81.7% (Turkish %81,7), 1,250.5 TRY (the company currency), 15.2, 32 days; “—” for no value. A milestone
+    reads done / not done."""
     if value is None or value == "":
         return "—"
-    kind = getattr(key_result, "kind", "")
-    if kind == P.MILESTONE:
+    if getattr(key_result, "kind", "") == P.MILESTONE:
         return _("Done") if Decimal(value) >= 1 else _("Not done")
-    number = floatformat(value, "-2g")
+    number = format_number(value)
     unit = getattr(key_result, "unit", "number")
     if unit == "percent":
         return format_percent(number)
     if unit == "currency":
         return f"{number} {settings.CRM_CURRENCY}"
+    if counts_days(key_result):
+        return ngettext("%(value)s day", "%(value)s days", 1 if rounded(value) == 1 else 2) % {"value": number}
     return number
+
+
+@register.filter
+def okr_value(value, key_result) -> str:
+    """``{{ value|okr_value:key_result }}``: see ``format_kr_value``."""
+    return format_kr_value(value, key_result)
+
+
+@register.filter
+def okr_number(value) -> str:
+    """A plain number (a weight): 1.5, 2; “—” for none."""
+    return "—" if value is None or value == "" else format_number(value)
+
+
+@register.filter
+def okr_unit(key_result) -> str:
+    return unit_label(key_result)
 
 
 def status_label(status: str | None) -> str:

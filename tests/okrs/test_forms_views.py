@@ -309,9 +309,9 @@ def test_rep_checks_in_with_confidence_and_note(client_for, alice, kr, django_as
         page = client.get(reverse("okr-kr", args=[kr.pk]))
     body = page.content.decode()
     assert "İki teklif bekliyor" in body
-    # (26.5 − 22) ÷ (30 − 22) = 4.5 ÷ 8 = 0.5625 → 56%
+    # (26.5 − 22) ÷ (30 − 22) = 4.5 ÷ 8 = 0.5625 → 56.25 % → 56.3% (one decimal, as the tree shows it)
     assert page.context["state"].progress.value == D("0.5625")
-    assert page.context["state"].progress_text == "56%"
+    assert page.context["state"].progress_text == "56.3%"
     assert page.context["state"].current_text == "26.5"
 
 
@@ -456,12 +456,38 @@ def test_key_result_page_draws_the_value_chart(client_for, alice, kr):
     assert 'data-testid="target-line"' in chart and 'data-testid="pace-line"' in chart
 
 
-def test_format_value():
-    assert format_value(D("12.5000"), "percent") == "12.5%"
-    assert format_value(D("12.000"), "number") == "12"
-    assert format_value(D("0.125"), "number") == "0.13"
-    assert format_value(D("1250"), "currency") == "1,250"
-    assert format_value(None, "number") == "—"
+def test_format_value(db):
+    """One formatting helper for every OKR page: no trailing zeros, two decimals at most, the unit."""
+    from django.utils import translation
+
+    def kr(unit, kind="increase"):
+        return KeyResult(unit=unit, kind=kind)
+
+    assert format_value(D("12.5000"), kr("percent")) == "12.5%"
+    assert format_value(D("81.666"), kr("percent")) == "81.67%"
+    assert format_value(D("12.000"), kr("number")) == "12"
+    assert format_value(D("15.20"), kr("number")) == "15.2"
+    assert format_value(D("0.125"), kr("number")) == "0.13"  # half up
+    assert format_value(D("1250"), kr("currency")) == "1,250 TRY"
+    assert format_value(D("1250.5"), kr("currency")) == "1,250.5 TRY"
+    assert format_value(None, kr("number")) == "—"
+    assert format_value(D("1"), kr("number", "milestone")) == "Done"
+    assert format_value(D("0"), kr("number", "milestone")) == "Not done"
+    with translation.override("tr"):
+        assert format_value(D("1250.5"), kr("number")) == "1.250,5"
+        assert format_value(D("12.5"), kr("percent")) == "%12,5"
+
+
+def test_history_is_written_like_the_rest_of_the_page(client_for, mona, alice, kr):
+    """Start and target in the key result's unit, the due date as a date (not 2026-03-31), the weight plain."""
+    services.key_result_update(actor=mona, key_result=kr, reason="Bigger market", data={
+        "target_value": D("32.50"), "due_date": dt.date(2026, 3, 15), "weight": D("1.50")})
+    page = client_for(mona).get(reverse("okr-kr", args=[kr.pk]))
+    history = page.content.decode().split('data-testid="history"')[1].split("</ul>")[0]
+    assert "30 → 32.5" in history and "31 Mar 2026 → 15 Mar 2026" in history and "1 → 1.5" in history
+    assert "2026-03" not in history and "32.50" not in history
+    # the weight in the header too: 1.5, not 1.50
+    assert "Weight 1.5" in page.content.decode()
 
 
 def test_kpi_picker_is_in_the_readers_language_and_order(client_for, mona, north_objective):

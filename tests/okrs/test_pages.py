@@ -361,8 +361,8 @@ def test_team_export_csv(tree, mona, bob, north, make_kr, client_for, clock):
     assert (win["Objective"], win["Start"], win["Target"], win["Current"], win["Progress (%)"], win["Expected (%)"],
             win["Pace"], win["Status"], win["Confidence"], win["Measured by"]) == (
         "Sell better", "22", "30", "26", "50", "50", "1", "On track", "8", "By hand")
-    # (0.5 + 0.2 + 0) ÷ 3 = 0.2333 (the third key result has no check-in yet)
-    assert win["Objective progress (%)"] == "23.33" and win["Last check-in"] == "2026-02-12 00:00"
+    # (0.5 + 0.2 + 0) ÷ 3 = 0.2333 → 23.3 % (one decimal, as the pages; the third key result has no check-in)
+    assert win["Objective progress (%)"] == "23.3" and win["Last check-in"] == "2026-02-12 00:00"
     churn = next(r for r in rows if r["Key result"] == "Churn 8 → 5")
     assert (churn["Current"], churn["Progress (%)"], churn["Pace"], churn["Status"]) == ("7.4", "20", "0.4",
                                                                                          "Off track")
@@ -448,3 +448,60 @@ def test_kpi_names_are_shown_in_the_readers_language(tree, mona, north, make_kr,
         assert "Satış Döngüsü Süresi" in html and "Sales cycle length" not in html, url
     body = client.get(reverse("okr-team-export", args=[north.pk])).content.decode("utf-8")
     assert "Satış Döngüsü Süresi" in body and "Sales cycle length" not in body
+
+
+# --- one way of writing numbers ------------------------------------------------------------------------------
+
+
+def test_values_and_progress_are_written_the_same_everywhere(tree, mona, bob, north, make_kr, client_for, clock):
+    """15.2 → 21.5 (no trailing zeros), values with two decimals at most, progress with one decimal at most —
+    on the tree, the team dashboard, the objective page, the key result page, my key results, the print page
+    and the CSV (which writes a plain dot)."""
+    kr = make_kr(mona, tree["team"], title="Calls a day", start_value=D("15.2"), target_value=D("21.5"),
+                 owner=mona)
+    services.check_in(actor=mona, key_result=kr, value="20.3456", now=at(dt.date(2026, 2, 10)))
+    # progress (20.3456 − 15.2) ÷ (21.5 − 15.2) = 5.1456 ÷ 6.3 = 0.816762 → 0.8168 → 81.68 % → 81.7%
+    # the objective: (0.5 + 0.2 + 0.8168) ÷ 3 = 1.5168 ÷ 3 = 0.5056 → 50.56 % → 50.6%
+    client = client_for(mona)
+    pages = {
+        "tree": reverse("okr-home"), "team": reverse("okr-team", args=[north.pk]),
+        "print": reverse("okr-team-print", args=[north.pk]), "objective": reverse("okr-objective", args=[
+            tree["team"].pk]), "kr": reverse("okr-kr", args=[kr.pk]), "mine": reverse("okr-mine"),
+    }
+    for name, url in pages.items():
+        html = client.get(url).content.decode()
+        assert "81.7%" in html, name
+        assert "82%" not in html and "81.68" not in html, name
+        if name in ("team", "print", "objective", "kr", "mine"):
+            assert "15.2 → 21.5" in html and "15.20" not in html and "21.50" not in html, name
+        if name in ("team", "print", "objective", "kr"):
+            assert "20.35" in html and "20.3456" not in html, name
+        if name in ("tree", "team", "print", "objective"):
+            assert "50.6%" in html, name
+    body = client.get(reverse("okr-team-export", args=[north.pk])).content.decode("utf-8")
+    row = next(r for r in csv.DictReader(io.StringIO(body[1:])) if r["Key result"] == "Calls a day")
+    assert (row["Start"], row["Target"], row["Current"], row["Progress (%)"], row["Objective progress (%)"]) == (
+        "15.2", "21.5", "20.35", "81.7", "50.6")
+
+
+def test_a_key_result_measured_in_days_says_days(tree, mona, north, make_kr, client_for, clock):
+    """Sales cycle length is a KPI in days: its key result's values read “days”, not a bare number."""
+    from kpis.models import Kpi
+
+    from .conftest import snapshot
+
+    cycle_length = Kpi.objects.get(slug="sales-cycle-length")
+    kr = make_kr(mona, tree["team"], title="Shorter cycles", kind="decrease", start_value=D("40"),
+                 target_value=D("30"), kpi=cycle_length, dimension_kind="team", dimension_id=north.pk)
+    services.checkins_from_snapshots([snapshot(cycle_length, dt.date(2026, 2, 9), 7, D("36.5"), kind="team",
+                                               member=north.pk)])
+    assert okr_value(D("1"), fresh(kr)) == "1 day"
+    client = client_for(mona)
+    for url in (reverse("okr-team", args=[north.pk]), reverse("okr-kr", args=[kr.pk]), reverse("okr-mine")):
+        html = client.get(url).content.decode()
+        assert "40 days → 30 days" in html, url
+    html = client.get(reverse("okr-kr", args=[kr.pk])).content.decode()
+    assert "36.5 days" in html
+    body = client.get(reverse("okr-team-export", args=[north.pk])).content.decode("utf-8")
+    row = next(r for r in csv.DictReader(io.StringIO(body[1:])) if r["Key result"] == "Shorter cycles")
+    assert (row["Unit"], row["Current"]) == ("Days", "36.5")
