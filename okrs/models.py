@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -62,6 +63,8 @@ class Cycle(models.Model):
             models.CheckConstraint(
                 condition=Q(at_risk_threshold__lte=models.F("on_track_threshold")), name="cycle_thresholds_ordered"
             ),
+            # One name for one cycle, whatever the case ("Q1 2026" and "q1 2026" are the same cycle to people).
+            models.UniqueConstraint(Lower("name"), name="cycle_name_unique_ci"),
         ]
         indexes = [models.Index(fields=["status", "-start_date"], name="cycle_status")]
 

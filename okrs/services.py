@@ -165,7 +165,46 @@ def _apply_cycle(cycle: Cycle, data: dict) -> None:
         raise ValidationError(errors)
     if not cycle.name and cycle.start_date and cycle.end_date:
         cycle.name = _quarter_name(cycle.start_date, cycle.end_date)
+    if cycle.name and Cycle.objects.filter(name__iexact=cycle.name).exclude(pk=cycle.pk).exists():
+        raise ValidationError({"name": [_("A cycle named “%(name)s” exists already; choose another name.") % {
+            "name": cycle.name}]})
     _full_clean(cycle)
+    if cycle.status == Cycle.Status.ACTIVE:
+        _lock_active_cycles()
+        _check_overlap(cycle, "start_date")
+
+
+# A transaction-level advisory lock: the days of active cycles change one transaction at a time, so two
+# overlapping cycles cannot both pass the overlap check.
+ACTIVE_CYCLES_LOCK = 0x4F4B5231  # "OKR1"
+
+
+def _lock_active_cycles() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ACTIVE_CYCLES_LOCK])
+
+
+def _check_overlap(cycle: Cycle, field: str) -> None:
+    """Two active cycles never share a day (statuses and automatic check-ins would count twice)."""
+    other = (Cycle.objects.filter(status=Cycle.Status.ACTIVE, start_date__lte=cycle.end_date,
+                                  end_date__gte=cycle.start_date).exclude(pk=cycle.pk).order_by("start_date").first())
+    if other is not None:
+        raise ValidationError({field: [_("“%(cycle)s” is active and its days (%(start)s – %(end)s) overlap this "
+                                         "cycle's; close it first or move the dates.") % {
+            "cycle": other.name, "start": formats.date_format(other.start_date),
+            "end": formats.date_format(other.end_date)}]})
+
+
+def _save_cycle(cycle: Cycle) -> None:
+    """Save; a name taken meanwhile (the unique constraint) is the same field error."""
+    try:
+        with transaction.atomic():
+            cycle.save()
+    except IntegrityError:
+        raise ValidationError({"name": [_("A cycle named “%(name)s” exists already; choose another name.") % {
+            "name": cycle.name}]}) from None
 
 
 @transaction.atomic
@@ -186,7 +225,7 @@ def cycle_create(*, actor: User, data: dict | None = None) -> Cycle:
         data["end_date"] = periods.Period(Frequency.QUARTERLY, start).end_day - dt.timedelta(days=1)
     cycle = Cycle(created_by=actor)
     _apply_cycle(cycle, data)
-    cycle.save()
+    _save_cycle(cycle)
     return cycle
 
 
@@ -198,7 +237,7 @@ def cycle_update(*, actor: User, cycle: Cycle, data: dict) -> Cycle:
     cycle = Cycle.objects.select_for_update().get(pk=cycle.pk)
     _locked(cycle)
     _apply_cycle(cycle, data)
-    cycle.save()
+    _save_cycle(cycle)
     return cycle
 
 
@@ -209,6 +248,8 @@ def cycle_activate(*, actor: User, cycle: Cycle, now=None) -> Cycle:
     cycle = Cycle.objects.select_for_update().get(pk=cycle.pk)
     if cycle.status != Cycle.Status.PLANNING:
         raise ValidationError({"status": [_("Only a cycle in planning can be activated.")]})
+    _lock_active_cycles()
+    _check_overlap(cycle, "status")
     cycle.status = Cycle.Status.ACTIVE
     cycle.activated_at = _now(now)
     cycle.save(update_fields=["status", "activated_at"])

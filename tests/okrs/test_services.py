@@ -75,6 +75,48 @@ def test_cycle_goes_planning_active_closed_and_not_back(sam, cycle):
         services.cycle_update(actor=sam, cycle=cycle, data={"name": "Renamed"})
 
 
+def test_cycle_names_are_unique_whatever_the_case(sam, cycle):
+    with pytest.raises(ValidationError) as excinfo:
+        services.cycle_create(actor=sam, data={"name": "q1 2026 ", "start_date": "2027-01-01"})
+    assert errors_of(excinfo) == {"name": ["A cycle named “q1 2026” exists already; choose another name."]}
+    # the default name of a quarter counts too: Q1 2026 is taken
+    with pytest.raises(ValidationError) as excinfo:
+        services.cycle_create(actor=sam, data={"start_date": "2026-01-01", "end_date": "2026-03-31"})
+    assert errors_of(excinfo) == {"name": ["A cycle named “Q1 2026” exists already; choose another name."]}
+    other = services.cycle_create(actor=sam, data={"name": "Q2 2026", "start_date": "2026-04-01"})
+    with pytest.raises(ValidationError) as excinfo:
+        services.cycle_update(actor=sam, cycle=other, data={"name": "Q1 2026"})
+    assert list(errors_of(excinfo)) == ["name"]
+    # keeping its own name (in another case) is fine
+    assert services.cycle_update(actor=sam, cycle=other, data={"name": "q2 2026"}).name == "q2 2026"
+    assert Cycle.objects.count() == 2
+
+
+def test_overlapping_cycles_cannot_both_be_active(sam, active):
+    # Q1 2026 (1 January – 31 March) is active
+    overlapping = services.cycle_create(actor=sam, data={"name": "Winter push", "start_date": "2026-03-01",
+                                                          "end_date": "2026-04-30"})
+    with pytest.raises(ValidationError) as excinfo:
+        services.cycle_activate(actor=sam, cycle=overlapping)
+    assert errors_of(excinfo) == {"status": [
+        "“Q1 2026” is active and its days (Jan. 1, 2026 – March 31, 2026) overlap this cycle's; close it first or "
+        "move the dates."]}
+    assert Cycle.objects.get(pk=overlapping.pk).status == "planning"
+    # the day after the active cycle's last day does not overlap
+    services.cycle_update(actor=sam, cycle=overlapping, data={"start_date": "2026-04-01"})
+    services.cycle_activate(actor=sam, cycle=overlapping)
+    # an active cycle's dates cannot be moved onto another active cycle either
+    with pytest.raises(ValidationError) as excinfo:
+        services.cycle_update(actor=sam, cycle=overlapping, data={"start_date": "2026-03-31"})
+    assert errors_of(excinfo)["start_date"][0].startswith("“Q1 2026” is active")
+    assert Cycle.objects.get(pk=overlapping.pk).start_date == dt.date(2026, 4, 1)
+    # once Q1 is closed, an overlapping cycle may be activated
+    services.cycle_close(actor=sam, cycle=active)
+    third = services.cycle_create(actor=sam, data={"name": "Spring", "start_date": "2026-02-01",
+                                                    "end_date": "2026-03-31"})
+    services.cycle_activate(actor=sam, cycle=third)
+
+
 # --- objectives: permissions -----------------------------------------------------------------------
 
 
