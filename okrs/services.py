@@ -984,6 +984,14 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     raise ValueError(day)
 
 
+def _due_in_months(cycle: Cycle, months: int, now: dt.datetime) -> dt.date:
+    """"Within N months" counted from the day the template is loaded (the cycle's first day when loaded before
+    it starts), never after the cycle's last day: loaded on 23 November into Q4, "within 1 month" is due on
+    22 December, "within 2 months" on 31 December."""
+    today = timezone.localtime(now, periods.company_tz()).date()
+    return min(cycle.end_date, _add_months(max(today, cycle.start_date), months))
+
+
 @transaction.atomic
 def load_template(*, cycle: Cycle, team, template_key: str, actor: User, owner: User | None = None,
                   parent: Objective | None = None, now=None) -> tuple[Objective, list[str]]:
@@ -1012,7 +1020,7 @@ def load_template(*, cycle: Cycle, team, template_key: str, actor: User, owner: 
     for item in template.key_results:
         spec = {"title": str(item.title), "kind": item.kind, "unit": item.unit}
         if item.due_in_months:
-            spec["due_date"] = min(cycle.end_date, _add_months(cycle.start_date, item.due_in_months))
+            spec["due_date"] = _due_in_months(cycle, item.due_in_months, now)
         kpi = kpis.get(item.kpi) if item.kpi else None
         kind = dims.DimensionKind.TEAM if kpi and team is not None and "team" in (kpi.dimensions or []) else ""
         member = team.pk if kind else 0

@@ -37,7 +37,8 @@ class KeyResultTemplate:
     # Without a KPI value to start from: the change tracked by hand from 0 to this, in this unit.
     fallback_target: Decimal | None = None
     fallback_unit: str = PERCENT
-    # "within 2 months": due that many months after the cycle starts (never after the cycle's last day).
+    # "within 2 months": due that many months after the day the template is loaded (the cycle's first day when
+    # loaded before it starts), never after the cycle's last day.
     due_in_months: int | None = None
 
 

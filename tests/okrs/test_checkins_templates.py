@@ -194,8 +194,9 @@ def test_loyalty_template_nps_plus_six_points(active, sam, north):
 
 @pytest.mark.parametrize(("key", "count", "linked", "due"), [
     ("sales", 3, {"win-rate"}, None),
-    ("marketing", 2, set(), dt.date(2026, 2, 28)),  # within 2 months: 1 January + 2 months − 1 day
-    ("customer-service", 2, set(), dt.date(2026, 1, 31)),
+    # loaded on 15 February: within 2 months = 15 February + 2 months − 1 day = 14 April, capped at 31 March
+    ("marketing", 2, set(), dt.date(2026, 3, 31)),
+    ("customer-service", 2, set(), dt.date(2026, 3, 14)),  # within 1 month: 15 February + 1 month − 1 day
     ("customer-loyalty", 3, {"churn-rate"}, None),
     ("after-sales", 2, set(), None),
 ])
@@ -219,3 +220,31 @@ def test_reps_cannot_load_templates_and_unknown_keys_are_refused(active, alice, 
         "Unknown template “sails”; choose one of: sales, marketing, customer-service, customer-loyalty, "
         "after-sales."]}
     assert not KeyResult.objects.exists()
+
+
+def test_within_n_months_counts_from_the_load_day_capped_at_the_cycle_end(sam, mona, north):
+    """Loaded on 23 November into Q4 2025 (1 October – 31 December): "within 1 month" is due on 22 December
+    (23 November + 1 month − 1 day), not on 31 October; "within 2 months" (22 January) is capped at 31 December."""
+    q4 = services.cycle_create(actor=sam, data={"name": "Q4 2025", "start_date": dt.date(2025, 10, 1),
+                                                 "end_date": dt.date(2025, 12, 31)})
+    services.cycle_activate(actor=sam, cycle=q4, now=at(dt.date(2025, 10, 1)))
+    loaded_at = at(dt.date(2025, 11, 23), 16)
+    service, _w = services.load_template(cycle=q4, team=north, template_key="customer-service", actor=mona,
+                                         now=loaded_at)
+    assert list(service.key_results.order_by("order").values_list("due_date", flat=True)) == [
+        dt.date(2025, 12, 22), dt.date(2025, 12, 31)]
+    marketing, _w = services.load_template(cycle=q4, team=north, template_key="marketing", actor=mona,
+                                           now=loaded_at)
+    assert list(marketing.key_results.order_by("order").values_list("due_date", flat=True)) == [
+        dt.date(2025, 12, 31), dt.date(2025, 12, 31)]
+    # loaded late on 31 December (Istanbul): due that day, never before it
+    late = services.load_template(cycle=q4, team=north, template_key="after-sales", actor=sam,
+                                        now=at(dt.date(2025, 12, 31), 23))[0]
+    assert set(late.key_results.values_list("due_date", flat=True)) == {dt.date(2025, 12, 31)}
+
+
+def test_within_n_months_loaded_before_the_cycle_counts_from_its_first_day(cycle, mona, north):
+    # Q1 2026 in planning, loaded on 10 December: within 1 month of 1 January = 31 January
+    objective, _w = services.load_template(cycle=cycle, team=north, template_key="customer-service", actor=mona,
+                                           now=at(dt.date(2025, 12, 10), 12))
+    assert objective.key_results.order_by("order").first().due_date == dt.date(2026, 1, 31)
