@@ -13,6 +13,8 @@ with the number of KPIs or periods:
 - ``benchmark_status(kpi, value)``: "inside" | "above" | "below" | None.
 - ``change(current, previous)``: a ``Change`` (difference and percent) or None.
 - ``format_value(kpi, value)``: a value as people read it (12.5%, 1,234.00 TRY, 45 days, n/a).
+- ``uses_money(kpi)`` / ``unconverted_currencies(last_day)``: which currencies' deal amounts money KPIs leave
+  out for want of an exchange rate (1 query, for a whole page or report).
 """
 
 import datetime as dt
@@ -201,3 +203,34 @@ def format_change(kpi: Kpi, delta: Change | None) -> str:
     else:
         text = format_value(kpi, magnitude)
     return f"{sign}{text}"
+
+
+MONEY_UNITS = frozenset({"currency", "currency_per_day"})
+
+
+def uses_money(kpi: Kpi) -> bool:
+    """Whether the KPI is about deal amounts (converted to the company currency): its unit is money, or its
+    formula reads amounts (``deals.amount``, ``weighted_amount``). Decided without compiling (no query)."""
+    return kpi.unit in MONEY_UNITS or "amount" in (kpi.formula or "").lower()
+
+
+def unconverted_currencies(last_day: dt.date) -> list[str]:
+    """Currencies of deals with an amount and no exchange rate valid on or before ``last_day`` (their amounts are
+    left out of money KPIs), sorted. One query."""
+    from pipeline.models import Deal
+
+    from .models import ExchangeRate
+
+    rated = ExchangeRate.objects.filter(valid_from__lte=last_day).values("currency")
+    return sorted(
+        Deal.objects.filter(amount__isnull=False).exclude(currency=settings.CRM_CURRENCY).exclude(currency__in=rated)
+        .order_by().values_list("currency", flat=True).distinct()
+    )
+
+
+def unconverted_for(kpis: list[Kpi], kpi_periods: list[Period]) -> list[str]:
+    """``unconverted_currencies`` for the money KPIs among ``kpis`` shown for ``kpi_periods`` (parallel lists):
+    a currency without a rate by the earliest last day is left out of at least one of them. [] without a money
+    KPI (no query then)."""
+    days = [period.last_day for kpi, period in zip(kpis, kpi_periods, strict=True) if uses_money(kpi)]
+    return unconverted_currencies(min(days)) if days else []

@@ -127,9 +127,12 @@ def dashboard(request):
                 "detail_query": f"?dimension={dimension.key}" if dimension else "",
             })
         cards.append(card)
+    shown = [card for card in cards if card["available"]]
     context = {
         "cards": cards, "groups": groups, "dimension": dimension, "errors": errors,
         "dimension_label": _dimension_label(dimension, groups),
+        # One query for the whole page, only when a money KPI is shown.
+        "unconverted": selectors.unconverted_for([card["kpi"] for card in shown], [card["period"] for card in shown]),
     }
     return render(request, "kpis/dashboard.html", context, status=400 if errors else 200)
 

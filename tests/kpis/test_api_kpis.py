@@ -689,3 +689,21 @@ def test_a_created_or_reformulated_kpi_is_snapshotted_after_the_commit(api_for, 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert api.post(KPIS, NEW_KPI, format="json").status_code == 201
     assert len(callbacks) == 1 and KpiSnapshot.objects.filter(kpi__slug="mql-rate", dimension_kind="").count() == 2
+
+
+def test_evaluate_names_the_currencies_left_out_of_a_money_kpi(api_for, alice, stages, deal_count):
+    import datetime as dt
+
+    from kpis.models import ExchangeRate
+
+    Kpi.objects.create(slug="amount-x", name="Amounts", formula="sum(deals.amount)", unit="currency",
+                       frequency="monthly")
+    DealFactory(stage=stages["Lead"], owner=alice, amount=Decimal(100), currency="GBP")
+    DealFactory(stage=stages["Lead"], owner=alice, amount=Decimal(100), currency="USD")
+    ExchangeRate.objects.create(currency="USD", rate=Decimal("40"), valid_from=dt.date(2020, 1, 1))
+    api = api_for(alice)
+
+    assert api.get(f"{KPIS}amount-x/evaluate/").json()["unconverted_currencies"] == ["GBP"]
+    assert api.get(f"{KPIS}amount-x/evaluate/", {"dimension_kind": "team"}).json()["unconverted_currencies"] == [
+        "GBP"]
+    assert api.get(f"{KPIS}deal-count/evaluate/").json()["unconverted_currencies"] == []  # not about money

@@ -188,11 +188,11 @@ def test_dashboard_queries_do_not_grow_with_kpis_or_snapshots(client_for, mona, 
 
     add(2, 0)
     # session, user, notifications badge, the dimension check, teams, owners, pipelines, lead sources,
-    # the KPIs, latest values, trend lines
-    with django_assert_num_queries(11):
+    # the KPIs, latest values, trend lines, the currencies without a rate (built-in money KPIs are shown)
+    with django_assert_num_queries(12):
         assert client.get(DASHBOARD, {"dimension": f"team:{north.pk}"}).status_code == 200
     add(6, 2)
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         response = client.get(DASHBOARD, {"dimension": f"team:{north.pk}"})
     assert response.content.decode().count('data-testid="kpi-card"') == Kpi.objects.filter(is_active=True).count()
 
@@ -529,3 +529,32 @@ def test_lifecycle_changes_of_hidden_contacts_are_not_listed_and_the_header_name
     south_only = client_for(charlie).get("/kpis/test-customers/records/", {"leaf": 0, "dimension": f"team:{south.pk}"})
     assert find_testid(south_only.content.decode(), "drilldown-scope", "p").endswith("· Team: South")
     assert f"team:{south.pk}" not in find_testid(south_only.content.decode(), "drilldown-scope", "p")
+
+
+def test_dashboard_names_the_currencies_left_out_once_above_the_cards(client_for, mona, make_deal, alice,
+                                                                      django_assert_num_queries):
+    import datetime as dt
+
+    from kpis.models import ExchangeRate
+
+    Kpi.objects.filter(is_builtin=True).update(is_active=False)
+    make_kpi("test-count")  # no money: no note, no query
+    client = client_for(mona)
+    make_deal(alice, name="Pound deal", amount=Decimal(100), currency="GBP")
+    make_deal(alice, name="Euro deal", amount=Decimal(100), currency="EUR")
+    make_deal(alice, name="Dollar deal", amount=Decimal(100), currency="USD")
+    make_deal(alice, name="No amount", currency="CHF")
+    ExchangeRate.objects.create(currency="USD", rate=Decimal("40"), valid_from=dt.date(2020, 1, 1))
+    # A rate from next year does not cover this period.
+    ExchangeRate.objects.create(currency="EUR", rate=Decimal("45"), valid_from=timezone.localdate().replace(
+        year=timezone.localdate().year + 1))
+    html = client.get(DASHBOARD).content.decode()
+    assert 'data-testid="unconverted"' not in html
+
+    for i in range(2):
+        make_kpi(f"test-money-{i}", formula="sum(deals.amount)", unit=Kpi.Unit.CURRENCY)
+    with django_assert_num_queries(11):  # the dashboard (10 without a dimension) + the currencies
+        html = client.get(DASHBOARD).content.decode()
+    assert html.count('data-testid="unconverted"') == 1
+    assert html.index('data-testid="unconverted"') < html.index('data-testid="kpi-grid"')
+    assert "Deals in EUR, GBP have no exchange rate for the periods shown" in html
