@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from crm_okr import history
 
 from .formula import Compiled, FormulaError, ast, compile_formula
+from .formula.names import check_names
 from .formula.parser import parse
 from .models import Kpi
 
@@ -40,11 +41,21 @@ def formula_validation_error(exc: FormulaError) -> ValidationError:
     return error
 
 
-def kpi_validate(text: str, slug: str | None = None) -> Compiled:
+def kpi_validate(text: str, slug: str | None = None, *, names: bool | None = None) -> Compiled:
     """Compile a formula (as the editor's preview and the API's validate endpoint do): the compiled formula,
-    or a ValidationError on ``formula`` (see ``formula_validation_error``)."""
+    or a ValidationError on ``formula`` (see ``formula_validation_error``).
+
+    ``names``: also refuse a stage, pipeline, lead source, lost reason, company, team or user the formula names
+    that does not exist (``stage = 'Teklf'``), with a did-you-mean. Only for a formula being written: a stored
+    formula keeps working (counting nothing for that name) after a stage is renamed, and can still be saved
+    with other changes. None (default): checked unless ``text`` is the formula stored for KPI ``slug``."""
     try:
-        return compile_formula(text or "", slug=slug or None)
+        compiled = compile_formula(text or "", slug=slug or None)
+        if names is None:
+            names = not (slug and Kpi.objects.filter(slug=slug, formula=(text or "").strip()).exists())
+        if names:
+            check_names(compiled)
+        return compiled
     except FormulaError as exc:
         raise formula_validation_error(exc) from None
 
@@ -125,7 +136,8 @@ def kpi_update(kpi: Kpi, *, actor, **fields) -> Kpi:
         users = _referenced_by(old_slug)
         if users:
             raise ValidationError({"slug": [_("Other KPIs use this key: %(kpis)s.") % {"kpis": ", ".join(users)}]})
-    compiled = kpi_validate(kpi.formula, slug=kpi.slug)
+    # Names are checked in a formula being written, not in one that stays (a stage renamed since then).
+    compiled = kpi_validate(kpi.formula, slug=kpi.slug, names=kpi.formula != old_formula)
     _full_clean(kpi)
     if kpi.formula != old_formula:
         kpi.formula_version += 1

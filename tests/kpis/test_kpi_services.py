@@ -228,3 +228,86 @@ class TestDelete:
         create(sam, slug="note", formula="count(deals where name = 'contacts-made')  # was kpi('contacts-made')")
         services.kpi_delete(kpi, actor=sam)
         assert not Kpi.objects.filter(pk=kpi.pk).exists()
+
+
+class TestNames:
+    """Names a formula compares by must exist when it is written (validate, create, a formula change), with a
+    did-you-mean; a stored formula keeps working after a rename."""
+
+    @pytest.fixture
+    def world(self, sam, alice, north):
+        from pipeline import services as pipeline_services
+        from tests.factories import LeadSourceFactory
+
+        pipeline_services.pipeline_create(actor=sam, name="Satış", stages=[
+            {"name": "Yeni", "probability": 10}, {"name": "Teklif", "probability": 60},
+            {"name": "Kazanıldı", "probability": 100, "kind": "won"},
+            {"name": "Kaybedildi", "probability": 0, "kind": "lost"},
+        ])
+        LeadSourceFactory(name="Web")
+
+    def message(self, text, slug=None):
+        with pytest.raises(ValidationError) as info:
+            services.kpi_validate(text, slug=slug)
+        return info.value.message_dict["formula"][0], info.value.formula_error.position
+
+    @pytest.mark.parametrize("text, expected", [
+        # "count(deals where stage = " is 26 characters: the text starts at 26
+        ("count(deals where stage = 'Teklf')", ("No stage is named “Teklf” — did you mean “Teklif”? (position 26)", 26)),
+        # case and Turkish letters do not matter for the suggestion (the comparison itself is exact)
+        ("count(deals where stage = 'TEKLİF')",
+         ("No stage is named “TEKLİF” — did you mean “Teklif”? (position 26)", 26)),
+        ("count(deals where stage != 'Teklf')",
+         ("No stage is named “Teklf” — did you mean “Teklif”? (position 27)", 27)),
+        # the first unknown name of a list: 'Teklif' exists, 'Kazanldi' (at 38) does not
+        ("count(deals where stage in ('Teklif', 'Kazanldi'))",
+         ("No stage is named “Kazanldi” — did you mean “Kazanıldı”? (position 38)", 38)),
+        ("count(deals where owner = 'nobody')", ("No user has the username “nobody”. (position 26)", 26)),
+        ("count(deals where owner = 'alcie')",
+         ("No user has the username “alcie” — did you mean “alice”? (position 26)", 26)),
+        ("count(contacts where lead_source = 'Webb')",
+         ("No lead source is named “Webb” — did you mean “Web”? (position 35)", 35)),
+        ("count(deals) + count(activities where team = 'Nort')",
+         ("No team is named “Nort” — did you mean “North”? (position 45)", 45)),
+        ("count(deals where pipeline = 'Satis')",
+         ("No pipeline is named “Satis” — did you mean “Satış”? (position 29)", 29)),
+        # inside has: the related source's field (deals.stage)
+        ("count(contacts where has deals where stage = 'Teklf')",
+         ("No stage is named “Teklf” — did you mean “Teklif”? (position 45)", 45)),
+        # the leftmost unknown name, whatever table it is in
+        ("count(deals where team = 'Nort' and stage = 'Teklf')",
+         ("No team is named “Nort” — did you mean “North”? (position 25)", 25)),
+    ])
+    def test_unknown_names_are_refused_with_a_suggestion(self, world, text, expected):
+        assert self.message(text) == expected
+
+    def test_known_names_pass(self, world):
+        compiled = services.kpi_validate("count(deals where stage in ('Teklif', 'Kazanıldı') and owner = 'alice' "
+                                         "and team = 'North' and pipeline = 'Satış' and lead_source = 'Web')")
+        assert compiled.dimensions == ["team", "owner", "pipeline", "source"]
+
+    def test_create_and_a_formula_change_are_refused(self, world, sam):
+        with pytest.raises(ValidationError) as info:
+            create(sam, formula="count(deals where stage = 'Teklf')")
+        assert info.value.message_dict["formula"][0].startswith("No stage is named “Teklf”")
+        assert not Kpi.objects.filter(slug="contacts-made").exists()
+        kpi = create(sam, formula="count(deals where stage = 'Teklif')")
+        with pytest.raises(ValidationError):
+            services.kpi_update(kpi, actor=sam, formula="count(deals where stage = 'Teklf')")
+        assert Kpi.objects.get(pk=kpi.pk).formula == "count(deals where stage = 'Teklif')"
+
+    def test_a_stored_formula_survives_a_rename(self, world, sam):
+        from kpis.formula import compile_formula
+        from pipeline.models import Stage
+
+        kpi = create(sam, slug="offers", formula="count(deals where stage = 'Teklif')")
+        Stage.objects.filter(name="Teklif").update(name="Öneri")
+        # still evaluates (nothing is named Teklif any more: 0) and still saves with other changes
+        assert compile_formula(kpi.formula).evaluate(JAN) == 0
+        assert services.kpi_update(kpi, actor=sam, name="Offers").name == "Offers"
+        # the editor's and the API's validation of the stored formula of this KPI pass; as a new text it fails
+        assert services.kpi_validate(kpi.formula, slug="offers").dimensions
+        assert self.message(kpi.formula) == ("No stage is named “Teklif”. (position 26)", 26)
+        # a KPI that inlines it is checked for its own names only
+        other = create(sam, slug="offers-x2", name="Offers × 2", formula="kpi('offers') * 2")
+        assert other.formula_version == 1
