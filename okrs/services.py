@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -253,6 +253,9 @@ def cycle_activate(*, actor: User, cycle: Cycle, now=None) -> Cycle:
     cycle.status = Cycle.Status.ACTIVE
     cycle.activated_at = _now(now)
     cycle.save(update_fields=["status", "activated_at"])
+    # Key results measured by a KPI start from the snapshots already stored for the cycle's days.
+    _fill_from_snapshots(list(KeyResult.objects.filter(objective__cycle=cycle, objective__archived_at__isnull=True,
+                                                       kpi__isnull=False)), cycle, now=now)
     return cycle
 
 
@@ -635,6 +638,7 @@ def key_result_create(*, actor: User, objective: Objective, data: dict) -> tuple
         kr.order = (KeyResult.objects.filter(objective=objective).aggregate(m=Max("order"))["m"] or 0) + 1
     kr.created_at = kr.updated_at = timezone.now()
     kr.save()
+    _fill_from_snapshots([kr], cycle)
     return kr, objective_warnings(objective)
 
 
@@ -651,6 +655,7 @@ def key_result_update(*, actor: User, key_result: KeyResult, data: dict, reason:
     cycle = kr.objective.cycle
     _locked(cycle)
     before = {name: getattr(kr, name) for name in TRACKED_FIELDS}
+    link = _link(kr)
     _apply_key_result(actor=actor, kr=kr, cycle=cycle, data=dict(data))
     changed = [name for name in TRACKED_FIELDS if getattr(kr, name) != before[name]]
     reason = (reason or "").strip()
@@ -664,6 +669,9 @@ def key_result_update(*, actor: User, key_result: KeyResult, data: dict, reason:
     ])
     kr.updated_at = now
     kr.save()
+    if _link(kr) != link and kr.kpi_id is not None:
+        _drop_other_readings(kr, now)
+        _fill_from_snapshots([kr], cycle, now=now)
     return kr
 
 
@@ -809,6 +817,45 @@ def _snapshot_rows(snapshots) -> list[KpiSnapshot]:
         rows = [s if s.pk is not None else found.get((s.kpi_id, s.period_start, s.dimension_kind, s.dimension_id))
                 for s in rows]
     return [s for s in rows if s is not None and s.pk is not None]
+
+
+def _link(kr: KeyResult) -> tuple:
+    """What measures a key result: (KPI, dimension kind, dimension id); the company row when the kind is empty."""
+    return (kr.kpi_id, kr.dimension_kind, kr.dimension_id if kr.dimension_kind else 0) if kr.kpi_id else (None, "", 0)
+
+
+def _fill_from_snapshots(key_results, cycle: Cycle, *, now=None) -> None:
+    """A key result newly measured by a KPI (created, relinked, loaded from a template, or its cycle just
+    activated) does not wait for the next snapshot: the stored snapshots of its KPI and dimension whose periods
+    overlap the cycle give it its automatic check-ins at once (``checkins_from_snapshots``; active cycles
+    only). Two queries and the check-ins' writes."""
+    links = {_link(kr) for kr in key_results if kr.kpi_id is not None}
+    if not links or cycle.status != Cycle.Status.ACTIVE:
+        return
+    start, end = selectors.cycle_window(cycle)
+    which = Q()
+    for kpi_id, kind, member in links:
+        which |= Q(kpi_id=kpi_id, dimension_kind=kind, dimension_id=member)
+    rows = list(KpiSnapshot.objects.filter(which, value__isnull=False, error="", period_start__lt=end,
+                                           period_end__gt=start))
+    checkins_from_snapshots(rows, now=now)
+    current = dict(KeyResult.objects.filter(pk__in=[kr.pk for kr in key_results]).values_list("pk", "current_value"))
+    for kr in key_results:
+        kr.current_value = current.get(kr.pk)
+
+
+def _drop_other_readings(kr: KeyResult, now) -> None:
+    """A key result moved to another KPI or dimension: the automatic check-ins of the old one leave its series
+    (they measured something else). Those people annotated keep their confidence, note and blockers without
+    a value."""
+    kpi_id, kind, member = _link(kr)
+    old = CheckIn.objects.filter(key_result=kr, is_automatic=True).exclude(
+        snapshot__kpi_id=kpi_id, snapshot__dimension_kind=kind, snapshot__dimension_id=member)
+    rows = list(old.values_list("pk", "confidence", "note", "blockers"))
+    annotated = [pk for pk, confidence, note, blockers in rows if confidence is not None or note or blockers]
+    CheckIn.objects.filter(pk__in=annotated).update(value=None, snapshot=None, updated_at=now)
+    CheckIn.objects.filter(pk__in=[row[0] for row in rows if row[0] not in annotated]).delete()
+    _refresh_current([kr.pk])
 
 
 @transaction.atomic

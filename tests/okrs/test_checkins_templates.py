@@ -146,6 +146,77 @@ def test_the_snapshot_run_itself_checks_in(linked, active, win_rate, north, alic
     assert CheckIn.objects.filter(key_result=linked, is_automatic=True).count() == 1
 
 
+# --- a key result newly linked to a KPI fills itself from the stored snapshots ---------------------------------
+
+
+@pytest.fixture
+def stored(win_rate, north, south):
+    """Weekly win-rate snapshots already stored before a key result is linked."""
+    return {
+        "december": snapshot(win_rate, dt.date(2025, 12, 15), 7, D("20"), kind="team", member=north.pk),  # before Q1
+        "north_1": snapshot(win_rate, dt.date(2026, 2, 2), 7, D("24"), kind="team", member=north.pk),
+        "north_2": snapshot(win_rate, dt.date(2026, 2, 9), 7, D("26"), kind="team", member=north.pk),
+        "south_1": snapshot(win_rate, dt.date(2026, 2, 2), 7, D("35"), kind="team", member=south.pk),
+        "south_2": snapshot(win_rate, dt.date(2026, 2, 9), 7, D("33"), kind="team", member=south.pk),
+        "company": snapshot(win_rate, dt.date(2026, 2, 9), 7, D("29")),
+    }
+
+
+def test_a_new_key_result_linked_to_a_kpi_starts_from_the_stored_snapshots(active, north_objective, mona, north,
+                                                                           win_rate, stored):
+    kr, _w = services.key_result_create(actor=mona, objective=north_objective, data={
+        "title": "Win rate", "start_value": 22, "target_value": 30, "kpi": win_rate, "dimension_kind": "team",
+        "dimension_id": north.pk})
+    # the two north weeks inside the cycle (not December's, not south's, not the company row); latest = 26
+    assert kr.current_value == D("26")
+    kr.refresh_from_db()
+    assert kr.current_value == D("26")
+    assert list(CheckIn.objects.filter(key_result=kr).order_by("measured_at").values_list(
+        "value", "is_automatic", "snapshot")) == [
+        (D("24"), True, stored["north_1"].pk), (D("26"), True, stored["north_2"].pk)]
+    # progress (26 − 22) ÷ (30 − 22) = 0.5
+    assert selectors.key_result_state(kr, now=MID).progress.value == D("0.5")
+    # the next snapshot run finds nothing new to write
+    assert services.checkins_from_snapshots(list(stored.values())) == []
+
+
+def test_changing_the_kpi_dimension_refills_from_the_new_one(active, north_objective, mona, north, south, win_rate,
+                                                               stored):
+    kr, _w = services.key_result_create(actor=mona, objective=north_objective, data={
+        "title": "Win rate", "start_value": 22, "target_value": 30, "kpi": win_rate, "dimension_kind": "team",
+        "dimension_id": north.pk})
+    noted = CheckIn.objects.get(key_result=kr, snapshot=stored["north_1"])
+    services.check_in_annotate(actor=mona, check_in=noted, confidence=7, note="Good start")
+    services.key_result_update(actor=mona, key_result=kr, data={"dimension_id": south.pk})
+    kr.refresh_from_db()
+    # south's weeks: 35 then 33 → current 33; north's readings left the series (the annotated one keeps its note)
+    assert kr.current_value == D("33")
+    assert [p.value for p in selectors.key_result_series(kr)] == [D("35"), D("33")]
+    assert list(CheckIn.objects.filter(key_result=kr, snapshot__isnull=True).values_list(
+        "value", "confidence", "note")) == [(None, 7, "Good start")]
+    # to the company row: 29
+    services.key_result_update(actor=mona, key_result=kr, data={"dimension_kind": "", "dimension_id": 0})
+    kr.refresh_from_db()
+    assert (kr.current_value, [p.value for p in selectors.key_result_series(kr)]) == (D("29"), [D("29")])
+
+
+def test_linking_in_planning_fills_when_the_cycle_is_activated(cycle, sam, north_objective, mona, north, win_rate,
+                                                               stored):
+    kr, _w = services.key_result_create(actor=mona, objective=north_objective, data={
+        "title": "Win rate", "start_value": 22, "target_value": 30, "kpi": win_rate, "dimension_kind": "team",
+        "dimension_id": north.pk})
+    assert (kr.current_value, CheckIn.objects.count()) == (None, 0)  # planning: no automatic check-ins yet
+    services.cycle_activate(actor=sam, cycle=cycle, now=at(dt.date(2026, 2, 16)))
+    kr.refresh_from_db()
+    assert (kr.current_value, CheckIn.objects.filter(key_result=kr).count()) == (D("26"), 2)
+
+
+def test_a_loaded_template_fills_its_kpi_key_results_at_once(active, mona, north, win_rate, stored):
+    objective, _w = services.load_template(cycle=active, team=north, template_key="sales", actor=mona, now=MID)
+    kr = objective.key_results.get(kpi=win_rate)
+    assert (kr.current_value, CheckIn.objects.filter(key_result=kr).count()) == (D("26"), 2)
+
+
 # --- templates -----------------------------------------------------------------------------------
 
 
