@@ -1045,7 +1045,9 @@ def load_template(*, cycle: Cycle, team, template_key: str, actor: User, owner: 
     """Create the template's objective and key results in the cycle for the team (the team's manager or an
     admin). Key results with a matching built-in KPI are linked to it for the team (or the company when the KPI
     cannot be broken down by team). A relative target ("−20 %") starts from the KPI's latest value; without
-    one the key result is kept by hand as a percentage change. Returns the objective and the warnings.
+    one the key result is kept by hand as a percentage change. An absolute one ("from 22 % to 30 %") starts from
+    the KPI's latest value when the team has one and has not reached the target yet; when it has, the
+    template's numbers stay and a warning says to adjust them. Returns the objective and the warnings.
     """
     from .templates_data import TEMPLATES
 
@@ -1080,6 +1082,23 @@ def load_template(*, cycle: Cycle, team, template_key: str, actor: User, owner: 
                 target = target.quantize(Decimal("0.01"))
             else:
                 kpi, start = None, None
+        elif kpi is not None and start is not None and target is not None:
+            # Stated as "from 22 % to 30 %": the team's own value is the start when it still has to reach the
+            # target; when it is there already the example numbers stay, with a warning to adjust them.
+            current = _baseline(kpi, kind, member, now)
+            if current is not None:
+                current = current.quantize(Decimal("0.01"))
+                reached = current >= target if item.kind == KeyResult.Kind.INCREASE else current <= target
+                if not reached:
+                    start = current
+                elif item.kind == KeyResult.Kind.INCREASE:
+                    notes.append(_("“%(title)s”: %(kpi)s is already at %(value)s, at or above the target "
+                                   "%(target)s: adjust it.") % {"title": item.title, "kpi": kpi.shown_name,
+                                                                "value": _fmt(current), "target": _fmt(target)})
+                else:
+                    notes.append(_("“%(title)s”: %(kpi)s is already at %(value)s, at or below the target "
+                                   "%(target)s: adjust it.") % {"title": item.title, "kpi": kpi.shown_name,
+                                                                "value": _fmt(current), "target": _fmt(target)})
         if kpi is None and item.relative is not None:
             # No KPI (or no value yet): track the change itself, 0 → the percentage, by hand.
             spec.update({"kind": KeyResult.Kind.INCREASE, "unit": item.fallback_unit})

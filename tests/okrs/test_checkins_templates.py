@@ -319,3 +319,46 @@ def test_within_n_months_loaded_before_the_cycle_counts_from_its_first_day(cycle
     objective, _w = services.load_template(cycle=cycle, team=north, template_key="customer-service", actor=mona,
                                            now=at(dt.date(2025, 12, 10), 12))
     assert objective.key_results.order_by("order").first().due_date == dt.date(2026, 1, 31)
+
+
+WIN_TITLE = "Raise the pipeline conversion (win) rate from 22 % to 30 % by the end of the quarter"
+
+
+def test_an_absolute_template_key_result_starts_from_the_teams_kpi_value(active, mona, north, win_rate):
+    # north's win rate is 26.4 % (latest snapshot): the key result goes 26.4 → 30, not the seed's 22 → 30
+    snapshot(win_rate, dt.date(2026, 2, 2), 7, D("25"), kind="team", member=north.pk)
+    snapshot(win_rate, dt.date(2026, 2, 9), 7, D("26.4"), kind="team", member=north.pk)
+    objective, warnings = services.load_template(cycle=active, team=north, template_key="sales", actor=mona, now=MID)
+    kr = objective.key_results.get(kpi=win_rate)
+    assert (kr.title, kr.start_value, kr.target_value, kr.current_value) == (WIN_TITLE, D("26.4"), D("30"),
+                                                                             D("26.4"))
+    assert not any("already at" in w for w in warnings)
+    # progress (26.4 − 26.4) ÷ (30 − 26.4) = 0
+    assert selectors.key_result_state(kr, now=MID).progress.value == D("0")
+
+
+def test_an_absolute_template_target_already_met_is_kept_with_a_warning(active, mona, north, win_rate):
+    # north is at 45 %, above the 30 % target: the numbers stay 22 → 30 and the manager is told to adjust them
+    snapshot(win_rate, dt.date(2026, 2, 9), 7, D("45"), kind="team", member=north.pk)
+    objective, warnings = services.load_template(cycle=active, team=north, template_key="sales", actor=mona, now=MID)
+    kr = objective.key_results.get(kpi=win_rate)
+    assert (kr.start_value, kr.target_value, kr.current_value) == (D("22"), D("30"), D("45"))
+    assert f"“{WIN_TITLE}”: {win_rate.shown_name} is already at 45, at or above the target 30: adjust it." in warnings
+
+
+def test_churn_template_starts_from_the_teams_churn_or_warns_when_already_below(active, sam, mona, north, south):
+    churn = Kpi.objects.get(slug="churn-rate")
+    snapshot(churn, dt.date(2026, 1, 1), 31, D("6.5"), kind="team", member=north.pk)
+    snapshot(churn, dt.date(2026, 1, 1), 31, D("4"), kind="team", member=south.pk)
+    objective, warnings = services.load_template(cycle=active, team=north, template_key="customer-loyalty",
+                                                 actor=mona, now=MID)
+    kr = objective.key_results.get(kpi=churn)
+    # 6.5 % → 5 %: (current − 6.5) ÷ (5 − 6.5)
+    assert (kr.kind, kr.start_value, kr.target_value) == ("decrease", D("6.5"), D("5"))
+    assert not any("churn" in w.lower() for w in warnings)
+    objective, warnings = services.load_template(cycle=active, team=south, template_key="customer-loyalty",
+                                                 actor=sam, now=MID)
+    kr = objective.key_results.get(kpi=churn)
+    assert (kr.start_value, kr.target_value) == (D("8"), D("5"))
+    assert ("“Bring the churn rate down from 8 % to 5 % by the end of the quarter”: "
+            f"{churn.shown_name} is already at 4, at or below the target 5: adjust it.") in warnings
