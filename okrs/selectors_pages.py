@@ -82,6 +82,19 @@ def objective_confidence(state: ObjectiveState) -> int | None:
     return int((Decimal(sum(values)) / len(values)).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
 
 
+def objective_score(state: ObjectiveState) -> Decimal | None:
+    """A closed cycle's objective score: the weighted mean of its key results' scores (0.0–1.0, rounded to
+    four places like progress); None while none of them is scored."""
+    return P.objective_progress((s.key_result.weight, s.key_result.score) for s in state.key_results
+                                if s.key_result.score is not None)
+
+
+def score_overridden(state) -> bool:
+    """Whether a key result's score differs from the one its progress gives (an override, with its comment)."""
+    kr = state.key_result
+    return kr.score is not None and kr.score != P.default_score(state.progress.value)
+
+
 def flatten(states: list[ObjectiveState]) -> list[ObjectiveState]:
     """The objectives of a tree, depth first (parents before their children)."""
     out = []

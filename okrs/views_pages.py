@@ -38,11 +38,16 @@ def _team(team_id: int) -> Team:
     return get_object_or_404(Team.objects.select_related("manager"), pk=team_id)
 
 
-def _decorate(states: list[selectors.ObjectiveState]) -> list[selectors.ObjectiveState]:
-    """Give every objective of a tree its expected mark and confidence (read by the templates)."""
+def _decorate(states: list[selectors.ObjectiveState], cycle: Cycle | None = None) -> list[selectors.ObjectiveState]:
+    """Give every objective of a tree its expected mark and confidence (read by the templates); in a closed
+    cycle also its score and its key results' (with whether a score was overridden)."""
+    closed = cycle is not None and cycle.is_closed
     for state in pages.flatten(states):
         state.expected = pages.objective_expected(state)
         state.confidence = pages.objective_confidence(state)
+        state.score = pages.objective_score(state) if closed else None
+        for kr in state.key_results:
+            kr.score_overridden = closed and pages.score_overridden(kr)
     return states
 
 
@@ -77,7 +82,7 @@ def home(request):
     now = timezone.now()
     context = {"cycles": cycles, "cycle": cycle, "roots": [], "teams": []}
     if cycle is not None:
-        roots = _decorate(selectors.alignment_tree(cycle, request.user, now=now))
+        roots = _decorate(selectors.alignment_tree(cycle, request.user, now=now), cycle)
         context.update({
             "roots": roots, "teams": list(Team.objects.order_by("name")),
             "expected": P.expected_progress(*selectors.cycle_window(cycle), now),
@@ -95,12 +100,13 @@ def _team_context(request, team_id: int) -> dict:
     now = timezone.now()
     context = {"team": team, "cycles": cycles, "cycle": cycle, "objectives": [], "now": now}
     if cycle is not None:
-        objectives = _decorate(selectors.team_objectives(cycle, team, request.user, now=now))
+        objectives = _decorate(selectors.team_objectives(cycle, team, request.user, now=now), cycle)
         _with_charts(objectives, cycle, now)
         context.update({
             "objectives": objectives,
             "expected": P.expected_progress(*selectors.cycle_window(cycle), now),
-            "changes": _team_changes(cycle, team, request.user, now),
+            # a closed cycle is read by its scores: nothing changes any more, no pace, no status
+            "changes": None if cycle.is_closed else _team_changes(cycle, team, request.user, now),
         })
     return context
 
@@ -149,8 +155,10 @@ def team_export(request, team_id: int):
         _("Cycle"), _("Team"), _("Objective"), _("Level"), _("Objective owner"), _("Objective progress (%)"),
         _("Objective status"), _("Key result"), _("Kind"), _("Unit"), _("Start"), _("Target"), _("Current"),
         _("Progress (%)"), _("Expected (%)"), _("Pace"), _("Status"), _("Confidence"), _("Last check-in"),
-        _("Measured by"), _("Owner"), _("Weight"), _("Due date"), _("Score"),
+        _("Measured by"), _("Owner"), _("Weight"), _("Due date"), _("Score"), _("Objective score"),
     ])
+    # A closed cycle is read by its scores: no expected mark, pace or status (they describe a cycle under way).
+    live = cycle is not None and not cycle.is_closed
     levels = dict(Objective.Level.choices)
     kinds = dict(KeyResult.Kind.choices)
 
@@ -161,22 +169,24 @@ def team_export(request, team_id: int):
     for state in objectives:
         o = state.objective
         head = [_cell(cycle.name), _cell(team.name), _cell(o.title), str(levels[o.level]), _cell(o.owner),
-                pct(state.progress), status_label(state.status) if state.status else ""]
+                pct(state.progress), status_label(state.status) if state.status and live else ""]
+        tail = ["" if live else _number(pages.objective_score(state))]
         if not state.key_results:
-            writer.writerow(head + [""] * 17)
+            writer.writerow(head + [""] * 17 + tail)
         for kr_state in state.key_results:
             kr = kr_state.key_result
             last = kr_state.last_check_in
             current = (1 if kr.milestone_done else 0) if kr.kind == P.MILESTONE else kr.current_value
             writer.writerow(head + [
                 _cell(kr.title), str(kinds[kr.kind]), unit_label(kr), _number(kr.start_value),
-                _number(kr.target_value), _number(current), pct(kr_state.progress.raw), pct(kr_state.expected),
-                _number(kr_state.pace), status_label(kr_state.status) if kr_state.status else "",
+                _number(kr.target_value), _number(current), pct(kr_state.progress.raw),
+                pct(kr_state.expected) if live else "", _number(kr_state.pace) if live else "",
+                status_label(kr_state.status) if kr_state.status and live else "",
                 "" if kr_state.confidence is None else kr_state.confidence,
                 timezone.localtime(last.measured_at).strftime("%Y-%m-%d %H:%M") if last else "",
                 _cell(kr.kpi.shown_name) if kr.kpi_id else _("By hand"), _cell(kr.owner), _number(kr.weight),
                 kr.due_date.isoformat(), _number(kr.score),
-            ])
+            ] + tail)
     return response
 
 

@@ -142,6 +142,16 @@ def okr_unit(key_result) -> str:
     return unit_label(key_result)
 
 
+@register.filter
+def okr_score(value) -> str:
+    """A score on the 0.0–1.0 scale: a key result's one decimal (0.7, 1.0), an objective's weighted mean with
+    two at most (0.47, 0.5); “—” for none."""
+    if value is None or value == "":
+        return "—"
+    number = Decimal(value).quantize(VALUE_PLACES, rounding=ROUND_HALF_UP)
+    return floatformat(number, 2 if number * 10 % 1 else 1)
+
+
 def status_label(status: str | None) -> str:
     return str(STATUS_LABELS.get(status, "")) if status else _("No status yet")
 
@@ -164,13 +174,15 @@ def okr_status(status) -> str:
 
 @register.simple_tag
 def okr_confidence(confidence) -> str:
-    """The owner's confidence (0–10) beside the computed status: 7+ green, 4–6 amber, 0–3 red."""
+    """The owner's confidence (0–10) at the latest check-in, beside the computed status: 7+ green, 4–6 amber,
+    0–3 red; “—” when the latest check-in gave none (an older confidence is not shown as if it were current)."""
     if confidence is None or confidence == "":
-        return format_html('<span class="okr-confidence is-none" title="{}">—</span>', _("No confidence given yet"))
+        return format_html('<span class="okr-confidence is-none" title="{}">—</span>',
+                           _("The latest check-in gave no confidence"))
     value = int(confidence)
     tone = "green" if value >= 7 else "amber" if value >= 4 else "red"
     return format_html('<span class="okr-confidence tone-{}" title="{}">{}/10</span>', tone,
-                       _("Owner confidence"), value)
+                       _("Owner confidence at the latest check-in"), value)
 
 
 @register.simple_tag

@@ -505,3 +505,74 @@ def test_a_key_result_measured_in_days_says_days(tree, mona, north, make_kr, cli
     body = client.get(reverse("okr-team-export", args=[north.pk])).content.decode("utf-8")
     row = next(r for r in csv.DictReader(io.StringIO(body[1:])) if r["Key result"] == "Shorter cycles")
     assert (row["Unit"], row["Current"]) == ("Days", "36.5")
+
+
+# --- a closed cycle is read by its scores ---------------------------------------------------------------------
+
+
+def test_team_dashboard_of_a_closed_cycle_shows_scores(tree, sam, mona, bob, north, client_for, clock,
+                                                       django_assert_num_queries):
+    """After the close: each key result's score (with the override comment), each objective's score (the
+    weighted mean of its key results' scores); no expected mark, pace, status or "what changed"."""
+    services.key_result_update(actor=mona, key_result=tree["win"], data={"weight": D("2")}, reason="Matters most")
+    services.cycle_close(actor=sam, cycle=tree["cycle"], now=MID, overrides={
+        tree["churn"].pk: {"score": D("0.4"), "comment": "Two big accounts saved in the last week"}})
+    # win: progress 0.5 → score 0.5; churn: progress 0.2 → 0.2, overridden to 0.4; demo: 0 → 0.0
+    # Sell better: (2 × 0.5 + 1 × 0.4) ÷ (2 + 1) = 1.4 ÷ 3 = 0.4667 → shown 0.47; Know the product: 0.0
+    client = client_for(bob)
+    url = reverse("okr-team", args=[north.pk])
+    client.get(url)
+    # session + user, team, cycles, team objectives (4), charts' series, teams, the unread notifications — no
+    # "what changed" any more
+    with django_assert_num_queries(11):
+        response = client.get(url)
+    html = response.content.decode()
+    team = response.context["objectives"][0]
+    assert team.score == D("0.4667") and response.context["objectives"][1].score == D("0")
+    assert response.context["changes"] is None
+    head = html[html.index(f'data-testid="objective-{tree["team"].pk}"'):html.index(f'data-testid="kr-{tree["win"].pk}"')]
+    assert 'data-testid="objective-score"' in head and ">Score 0.47</span>" in head
+    win = html[html.index(f'data-testid="kr-{tree["win"].pk}"'):html.index(f'data-testid="kr-{tree["churn"].pk}"')]
+    assert 'data-testid="kr-score">0.5<' in win and "overridden" not in win and 'data-testid="score-comment"' not in win
+    churn = html[html.index(f'data-testid="kr-{tree["churn"].pk}"'):]
+    churn = churn[:churn.index("</svg>")]
+    assert 'data-testid="kr-score">0.4<' in churn and "overridden" in churn
+    assert "Two big accounts saved in the last week" in churn
+    assert ">Score 0.0</span>" in html  # Know the product: its milestone scored 0.0
+    for live in ('data-testid="kr-pace"', 'data-testid="kr-expected"', "data-status=", "What changed since last week",
+                 "expected by now:", "okr-bar-expected"):
+        assert live not in html, live
+    assert 'data-testid="closed-note"' in html
+    # the print page and the tree say the same
+    html = client.get(reverse("okr-team-print", args=[north.pk])).content.decode()
+    assert "Score 0.47" in html and "What changed since last week" not in html and "data-status=" not in html
+    html = client.get(reverse("okr-home")).content.decode()
+    assert "Score 0.47" in html and "data-status=" not in html
+    # the export: scores, the objective's too (0.4667 rounded to two decimals); no expected, pace or status
+    body = client.get(reverse("okr-team-export", args=[north.pk])).content.decode("utf-8")
+    rows = {r["Key result"]: r for r in csv.DictReader(io.StringIO(body[1:]))}
+    churn = rows["Churn 8 → 5"]
+    assert (churn["Score"], churn["Objective score"], churn["Status"], churn["Pace"], churn["Expected (%)"]) == (
+        "0.4", "0.47", "", "", "")
+
+
+def test_okr_score_format():
+    from django.utils import translation
+
+    from okrs.templatetags.okrs import okr_score
+
+    with translation.override("en"):
+        assert [okr_score(v) for v in (D("0.4667"), D("0.5"), D("0"), D("1"), None)] == [
+            "0.47", "0.5", "0.0", "1.0", "—"]
+
+
+def test_confidence_is_the_latest_check_ins(tree, mona, north, client_for, clock):
+    """The confidence beside the status is the latest check-in's, labelled so: a check-in without one shows
+    “—”, not an older confidence as if it were current."""
+    services.check_in(actor=mona, key_result=tree["win"], value="27", now=at(dt.date(2026, 2, 14)))
+    html = client_for(mona).get(reverse("okr-team", args=[north.pk])).content.decode()
+    win = html[html.index(f'data-testid="kr-{tree["win"].pk}"'):html.index(f'data-testid="kr-{tree["churn"].pk}"')]
+    assert "Confidence (latest check-in)" in win and "8/10" not in win
+    assert 'title="The latest check-in gave no confidence">—<' in win
+    html = client_for(mona).get(reverse("okr-kr", args=[tree["win"].pk])).content.decode()
+    assert "Confidence (latest check-in)" in html
