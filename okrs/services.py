@@ -528,7 +528,8 @@ def _apply_key_result(*, actor: User, kr: KeyResult, cycle: Cycle, data: dict) -
         kr.title = clean_name(data["title"] or "")
     if "kind" in data:
         kr.kind = data["kind"]
-    if "unit" in data:
+    unit_given = data.get("unit") not in (None, "")
+    if unit_given:
         kr.unit = data["unit"]
     if "order" in data:
         kr.order = data["order"]
@@ -586,6 +587,12 @@ def _apply_key_result(*, actor: User, kr: KeyResult, cycle: Cycle, data: dict) -
             "start": formats.date_format(cycle.start_date), "end": formats.date_format(cycle.end_date)}]
     if kr.kpi_id is not None:
         _check_kpi(kr, errors)
+        # The KPI's unit: percent → percent, money → money, days and plain numbers → number.
+        unit = _KPI_UNITS.get(kr.kpi.unit, KeyResult.Unit.NUMBER)
+        if unit_given and kr.unit != unit and kr.kind != KeyResult.Kind.MILESTONE:
+            errors["unit"] = [_("A key result measured by “%(kpi)s” is in the KPI's unit, “%(unit)s”.") % {
+                "kpi": kr.kpi.shown_name, "unit": KeyResult.Unit(unit).label}]
+        kr.unit = unit
     elif kr.dimension_kind or kr.dimension_id:
         errors["dimension_kind"] = [_("A dimension only applies to a key result measured by a KPI.")]
     if errors:
@@ -620,7 +627,7 @@ def _check_kpi(kr: KeyResult, errors: dict) -> None:
 def key_result_create(*, actor: User, objective: Objective, data: dict) -> tuple[KeyResult, list[str]]:
     """A new key result of the objective (whoever may edit the objective); returns it with the objective's
     guidance warnings. Owner: the objective's owner unless given; due date: the cycle's last day; unit: the
-    KPI's when one is linked."""
+    KPI's when one is linked (another unit given for it is refused)."""
     _unknown(data, KEY_RESULT_FIELDS)
     objective = Objective.objects.select_for_update(of=("self",)).select_related("cycle", "owner").get(pk=objective.pk)
     if not can_edit_objective(actor, objective):
@@ -631,8 +638,6 @@ def key_result_create(*, actor: User, objective: Objective, data: dict) -> tuple
     if data.get("due_date") in (None, ""):
         data["due_date"] = cycle.end_date
     kr = KeyResult(objective=objective, owner=objective.owner)
-    if data.get("kpi") is not None and "unit" not in data:
-        data["unit"] = _KPI_UNITS.get(data["kpi"].unit, KeyResult.Unit.NUMBER)
     _apply_key_result(actor=actor, kr=kr, cycle=cycle, data=data)
     if "order" not in data:
         kr.order = (KeyResult.objects.filter(objective=objective).aggregate(m=Max("order"))["m"] or 0) + 1

@@ -318,6 +318,38 @@ def test_key_result_linked_to_a_kpi_checks_the_dimension(north_objective, mona, 
     assert "dimension_kind" in errors_of(excinfo)
 
 
+def test_a_key_result_linked_to_a_kpi_takes_its_unit(north_objective, mona, north, win_rate, make_kr):
+    from kpis.models import Kpi
+
+    def create(slug, **data):
+        return services.key_result_create(actor=mona, objective=north_objective, data={
+            "title": slug, "kind": "increase", "start_value": 1, "target_value": 2,
+            "kpi": Kpi.objects.get(slug=slug), **data})[0]
+
+    # percent → percent, currency → money, days → number, number → number; the same unit given is fine
+    assert [create(slug).unit for slug in ("win-rate", "pipeline-value", "sales-cycle-length", "nps")] == [
+        "percent", "currency", "number", "number"]
+    assert create("win-rate", unit="percent").unit == "percent"
+    assert create("sales-cycle-length", unit="number", kind="decrease", start_value=60, target_value=48).unit == (
+        "number")
+    with pytest.raises(ValidationError) as excinfo:
+        create("win-rate", unit="currency")
+    assert errors_of(excinfo) == {"unit": ["A key result measured by “Win rate” is in the KPI's unit, “Percent”."]}
+    with pytest.raises(ValidationError) as excinfo:
+        create("sales-cycle-length", unit="percent")
+    assert errors_of(excinfo) == {"unit": [
+        "A key result measured by “Sales cycle length” is in the KPI's unit, “Number”."]}
+    # linking an existing key result to a KPI takes the KPI's unit, or refuses another unit given with it
+    kr = make_kr(mona, north_objective, title="By hand", unit="currency")
+    with pytest.raises(ValidationError) as excinfo:
+        services.key_result_update(actor=mona, key_result=kr, data={"kpi": win_rate, "unit": "currency"})
+    assert list(errors_of(excinfo)) == ["unit"]
+    assert services.key_result_update(actor=mona, key_result=kr, data={"kpi": win_rate}).unit == "percent"
+    with pytest.raises(ValidationError):
+        services.key_result_update(actor=mona, key_result=kr, data={"unit": "number"})
+    assert KeyResult.objects.get(pk=kr.pk).unit == "percent"
+
+
 def test_milestone_has_no_start_or_target(north_objective, mona):
     kr, _w = services.key_result_create(actor=mona, objective=north_objective, data={
         "title": "Launch the portal", "kind": "milestone", "start_value": 1, "target_value": 2})
