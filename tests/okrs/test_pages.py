@@ -572,7 +572,7 @@ def test_confidence_is_the_latest_check_ins(tree, mona, north, client_for, clock
     services.check_in(actor=mona, key_result=tree["win"], value="27", now=at(dt.date(2026, 2, 14)))
     html = client_for(mona).get(reverse("okr-team", args=[north.pk])).content.decode()
     win = html[html.index(f'data-testid="kr-{tree["win"].pk}"'):html.index(f'data-testid="kr-{tree["churn"].pk}"')]
-    assert "Confidence (latest check-in)" in win and "8/10" not in win
+    assert "Confidence (latest check-in)" in win and '<span class="okr-confidence tone-' not in win
     assert 'title="The latest check-in gave no confidence">—<' in win
     html = client_for(mona).get(reverse("okr-kr", args=[tree["win"].pk])).content.decode()
     assert "Confidence (latest check-in)" in html
