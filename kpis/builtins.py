@@ -142,7 +142,7 @@ BUILTIN_KPIS: list[BuiltinKpi] = [
                       "rate (as a fraction) ÷ sales cycle length."),
         formula="count(deals where status = 'open' at period end) * kpi('average-deal-value')\n"
                 "  * kpi('win-rate') / 100 / kpi('sales-cycle-length')",
-        unit="currency", frequency="weekly", dimensions=tuple(DEAL_KINDS), decimals=0,
+        unit="currency_per_day", frequency="weekly", dimensions=tuple(DEAL_KINDS), decimals=0,
         benchmark_text=_("Rising trend"), order=90,
     ),
     BuiltinKpi(  # Lead Kaynak ROI
@@ -287,8 +287,12 @@ def install_builtins(apps=None) -> dict[str, int]:
         elif any(getattr(row, name) != value for name, value in fields.items()):
             metric_model.objects.filter(pk=row.pk).update(**fields)
             counts["updated"] += 1
+    # Migrations before 0004 have a unit column too short for "currency_per_day": money, until 0004 sets it.
+    unit_length = kpi_model._meta.get_field("unit").max_length
     for builtin in BUILTIN_KPIS:
         fields = kpi_fields(builtin)
+        if len(fields["unit"]) > unit_length:
+            fields["unit"] = "currency"
         row = kpi_model.objects.filter(slug=builtin.slug).first()
         if row is None:
             kpi_model.objects.create(slug=builtin.slug, **fields)

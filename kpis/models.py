@@ -33,6 +33,7 @@ class Kpi(models.Model):
         PERCENT = "percent", _("Percent")
         CURRENCY = "currency", _("Money")
         DAYS = "days", _("Days")
+        CURRENCY_PER_DAY = "currency_per_day", _("Money per day")
 
     class Direction(models.TextChoices):
         HIGHER = "higher", _("Higher is better")
@@ -44,7 +45,7 @@ class Kpi(models.Model):
     formula = models.TextField(_("formula"))
     # Bumped whenever the formula changes, and written on every snapshot.
     formula_version = models.PositiveIntegerField(_("formula version"), default=1, editable=False)
-    unit = models.CharField(_("unit"), max_length=10, choices=Unit.choices, default=Unit.NUMBER)
+    unit = models.CharField(_("unit"), max_length=20, choices=Unit.choices, default=Unit.NUMBER)
     decimals = models.PositiveSmallIntegerField(
         _("decimals shown"), default=1, validators=[MaxValueValidator(6)]
     )
@@ -213,7 +214,8 @@ class ExternalMetric(models.Model):
     )
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
-    unit = models.CharField(_("unit"), max_length=10, choices=Kpi.Unit.choices, default=Kpi.Unit.CURRENCY)
+    unit = models.CharField(_("unit"), max_length=10, default=Kpi.Unit.CURRENCY, choices=[
+        choice for choice in Kpi.Unit.choices if choice[0] != Kpi.Unit.CURRENCY_PER_DAY])
     dimension_kind = models.CharField(
         _("kept per"), max_length=10, choices=DimensionKind.choices, blank=True,
         help_text=_("Empty: one company-wide value per period."),
@@ -301,3 +303,28 @@ class ExchangeRate(models.Model):
 
     def __str__(self):
         return f"{self.currency} {self.rate} ({self.valid_from})"
+
+
+class ReportedValue(models.Model):
+    """What a Monday report said a KPI's value was (company or one team) for a period, so the next report can
+    say how it moved since last week even for a month or quarter that is still running."""
+
+    kpi = models.ForeignKey(Kpi, verbose_name=_("KPI"), on_delete=models.CASCADE, related_name="+")
+    dimension_kind = models.CharField(_("dimension"), max_length=10, choices=DimensionKind.choices, blank=True)
+    dimension_id = models.BigIntegerField(_("dimension value"), default=0)
+    period_start = models.DateTimeField(_("period start"))
+    value = models.DecimalField(_("value"), max_digits=24, decimal_places=6, null=True, blank=True)
+    # The Monday of the report (company time): one row per report and KPI, period and dimension.
+    reported_on = models.DateField(_("reported on"))
+    reported_at = models.DateTimeField(_("reported at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("reported KPI value")
+        verbose_name_plural = _("reported KPI values")
+        constraints = [
+            models.UniqueConstraint(fields=["kpi", "dimension_kind", "dimension_id", "period_start", "reported_on"],
+                                    name="reportedvalue_one_per_report"),
+        ]
+
+    def __str__(self):
+        return f"{self.kpi_id} {self.dimension_kind}:{self.dimension_id} {self.period_start:%Y-%m-%d} = {self.value}"

@@ -1,12 +1,15 @@
 """The Monday report: every Monday morning each active manager gets their team's KPIs by e-mail (admins get
-the company's), the change since the week before, and the KPIs that fell outside their benchmark.
+the company's), the change since last week, and the KPIs that fell outside their benchmark.
 
 Which values: the report covers the week that has just ended (Monday–Sunday, company time). For each KPI,
 "this week" is the snapshot of the KPI's period that contains that week's Sunday, compared with:
 - weekly KPIs: the week before;
 - daily KPIs: the same day a week earlier (e.g. the pipeline value on Sunday vs the Sunday before);
-- monthly and quarterly KPIs: the period before (their value is month/quarter to date while it runs).
-Each row names both periods, so a reader never mistakes a month for a week. Values come from snapshots only.
+- monthly and quarterly KPIs: what last Monday's report said for the same period (each report stores its
+  values as ``ReportedValue`` rows), so "+3" means "moved by 3 since last week". Without such a report (the
+  first Monday, or a new month/quarter began) the period before, labelled so ("vs Oct 2026").
+A period still running is marked ("Nov 2026 so far"). The change is computed from the values as shown
+(rounded), so "20 vs 12" reads "+8". Each row names what it compares with; values come from snapshots only.
 
 Sent through Django's e-mail backend (HTML and text), in each recipient's language.
 """
@@ -30,7 +33,7 @@ from contacts.templatetags.crm import format_percent
 
 from . import periods, selectors
 from .dimensions import Dimension
-from .models import DimensionKind, Frequency, Kpi
+from .models import DimensionKind, Frequency, Kpi, ReportedValue
 from .periods import Period
 
 logger = logging.getLogger(__name__)
@@ -41,12 +44,23 @@ def report_week(now: dt.datetime | None = None) -> Period:
     return periods.containing(Frequency.WEEKLY, now).previous()
 
 
+def report_day(week: Period) -> dt.date:
+    """The Monday the report of ``week`` is sent (what ``ReportedValue.reported_on`` holds)."""
+    return week.last_day + dt.timedelta(days=1)
+
+
 def compared_periods(kpi: Kpi, week: Period) -> tuple[Period, Period]:
-    """(this, before) for ``kpi`` in the report of ``week`` (see the module docstring)."""
+    """(this, before) for ``kpi`` in the report of ``week``: ``before`` is the period compared with when there is
+    no earlier report to compare with (see the module docstring)."""
     this = periods.containing(kpi.frequency, week.last_day)
     if kpi.frequency == Frequency.DAILY:
         return this, this.shift(-7)
     return this, this.previous()
+
+
+def compares_with_last_report(kpi: Kpi) -> bool:
+    """Monthly and quarterly KPIs run longer than a week: they compare with what last week's report said."""
+    return kpi.frequency in (Frequency.MONTHLY, Frequency.QUARTERLY)
 
 
 @dataclass(frozen=True)
@@ -59,10 +73,16 @@ class Row:
     value: Decimal | None
     previous: Decimal | None
     error: str = ""
+    # ``previous`` is what last week's report said for the same period (not the period before).
+    from_last_report: bool = False
+    # The period had not ended when the report was built (month or quarter to date).
+    partial: bool = False
 
     @property
     def change(self) -> selectors.Change | None:
-        return selectors.change(self.value, self.previous)
+        """From the values as shown (rounded to the KPI's decimals): "20 vs 12" reads "+8"."""
+        return selectors.change(selectors.rounded(self.value, self.kpi.decimals),
+                                selectors.rounded(self.previous, self.kpi.decimals))
 
     @property
     def status(self) -> str | None:
@@ -94,21 +114,55 @@ def report_kpis() -> list[Kpi]:
     return list(Kpi.objects.filter(is_active=True).order_by("order", "name", "id"))
 
 
-def build_section(kpis: list[Kpi], team: Team | None, week: Period) -> Section:
-    """The section for ``team`` (None: the company) in one query. A team section lists only the KPIs that
-    can be broken down by team."""
+def build_section(kpis: list[Kpi], team: Team | None, week: Period, now: dt.datetime | None = None) -> Section:
+    """The section for ``team`` (None: the company) in three queries: the snapshots, what last week's report
+    said, and storing what this one says (``ReportedValue``). A team section lists only the KPIs that can be
+    broken down by team."""
+    now = now or timezone.now()
     if team is not None:
         kpis = [kpi for kpi in kpis if DimensionKind.TEAM in (kpi.dimensions or [])]
+    kind, member = (DimensionKind.TEAM, team.pk) if team is not None else ("", 0)
     pairs = {kpi.pk: compared_periods(kpi, week) for kpi in kpis}
     values = selectors.values_for([(kpi, list(pairs[kpi.pk])) for kpi in kpis],
                                   None if team is None else Dimension(DimensionKind.TEAM, team.pk))
+    sent_on = report_day(week)
+    reported = _reported(kpis, pairs, kind, member, sent_on - dt.timedelta(days=7))
     rows = []
     for kpi in kpis:
         this, before = pairs[kpi.pk]
         row, previous = values.get((kpi.pk, this.start)), values.get((kpi.pk, before.start))
-        rows.append(Row(kpi, this, before, row.value if row else None, previous.value if previous else None,
-                        row.error if row else ""))
+        earlier = reported.get(kpi.pk) if compares_with_last_report(kpi) else None
+        rows.append(Row(
+            kpi, this, before, row.value if row else None,
+            earlier.value if earlier is not None else previous.value if previous else None,
+            row.error if row else "", from_last_report=earlier is not None, partial=not this.has_ended(now),
+        ))
+    _remember(rows, kind, member, sent_on, now)
     return Section(team, rows)
+
+
+def _reported(kpis, pairs, kind: str, member: int, reported_on: dt.date) -> dict:
+    """What the report of ``reported_on`` said for each KPI's current period: ``{kpi.id: ReportedValue}``."""
+    wanted = [kpi for kpi in kpis if compares_with_last_report(kpi)]
+    if not wanted:
+        return {}
+    condition = Q()
+    for kpi in wanted:
+        condition |= Q(kpi_id=kpi.pk, period_start=pairs[kpi.pk][0].start)
+    rows = ReportedValue.objects.filter(condition, dimension_kind=kind, dimension_id=member, reported_on=reported_on)
+    return {row.kpi_id: row for row in rows}
+
+
+def _remember(rows: list[Row], kind: str, member: int, reported_on: dt.date, now: dt.datetime) -> None:
+    """Store what this report says (replacing a report built earlier the same Monday)."""
+    if not rows:
+        return
+    ReportedValue.objects.bulk_create(
+        [ReportedValue(kpi=row.kpi, dimension_kind=kind, dimension_id=member, period_start=row.period.start,
+                       value=row.value, reported_on=reported_on, reported_at=now) for row in rows],
+        update_conflicts=True, unique_fields=["kpi", "dimension_kind", "dimension_id", "period_start", "reported_on"],
+        update_fields=["value", "reported_at"],
+    )
 
 
 def recipients():
@@ -144,8 +198,10 @@ def _display_row(row: Row) -> dict:
     return {
         "name": _(kpi.name) if kpi.is_builtin else kpi.name,
         "slug": kpi.slug,
-        "period": row.period.label,
-        "previous_period": row.previous_period.label,
+        # Translators: a month or quarter still running, e.g. "Nov 2026 so far".
+        "period": _("%(period)s so far") % {"period": row.period.label} if row.partial else row.period.label,
+        "previous_period": (_("vs last week's report") if row.from_last_report
+                            else _("vs %(period)s") % {"period": row.previous_period.label}),
         "value": selectors.format_value(kpi, row.value),
         "previous": selectors.format_value(kpi, row.previous),
         "change": selectors.format_change(kpi, delta) or "—",
@@ -177,8 +233,9 @@ def _benchmark_text(kpi: Kpi) -> str:
     return _(kpi.benchmark_text) if kpi.benchmark_text and kpi.is_builtin else kpi.benchmark_text
 
 
-def build_message(user: User, sections: list[Section], week: Period) -> EmailMultiAlternatives:
-    """The e-mail for ``user`` in their language (the site default when they chose none)."""
+def build_message(user: User, sections: list[Section], week: Period, *, unconverted=()) -> EmailMultiAlternatives:
+    """The e-mail for ``user`` in their language (the site default when they chose none); ``unconverted``: the
+    currencies whose deal amounts the money KPIs leave out for want of an exchange rate (one line)."""
     with translation.override(user.language or settings.LANGUAGE_CODE):
         context = {
             "user": user,
@@ -197,6 +254,7 @@ def build_message(user: User, sections: list[Section], week: Period) -> EmailMul
             ],
             "dashboard_url": dashboard_url(),
             "site_url": settings.SITE_URL,
+            "unconverted": ", ".join(unconverted),
         }
         subject = _("KPI report: %(week)s") % {"week": week.label}
         text = render_to_string("kpis/email/monday_report.txt", context)
@@ -215,12 +273,13 @@ def send_monday_report(now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     week = report_week(now)
     kpis = report_kpis()
+    unconverted = selectors.unconverted_for(kpis, [compared_periods(kpi, week)[0] for kpi in kpis])
     built: dict[int | None, Section] = {}
 
     def section(team: Team | None) -> Section:
         key = None if team is None else team.pk
         if key not in built:
-            built[key] = build_section(kpis, team, week)
+            built[key] = build_section(kpis, team, week, now)
         return built[key]
 
     sent = 0
@@ -232,7 +291,7 @@ def send_monday_report(now: dt.datetime | None = None) -> int:
             continue
         sections = [section(None)] if teams is None else [section(team) for team in teams]
         try:
-            message = build_message(user, sections, week)
+            message = build_message(user, sections, week, unconverted=unconverted)
             message.connection = connection
             sent += message.send()
         except Exception:  # noqa: BLE001 — one bad address or template must not stop everyone's report

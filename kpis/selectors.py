@@ -19,7 +19,7 @@ with the number of KPIs or periods:
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db.models import Q
@@ -179,16 +179,29 @@ def format_value(kpi: Kpi, value: Decimal | None, *, decimals: int | None = None
     if value is None:
         return _("n/a")
     places = kpi.decimals if decimals is None else decimals
-    number = floatformat(value, f"{places}g")
+    # A negative value takes the minus sign the changes use ("−12.5%", Turkish "−%12,5"); one that rounds
+    # to zero none.
+    sign = "−" if rounded(value, places) < 0 else ""
+    number = floatformat(abs(Decimal(value)), f"{places}g")
     if kpi.unit == Kpi.Unit.PERCENT:
         from contacts.templatetags.crm import format_percent
 
-        return format_percent(number)
+        return sign + format_percent(number)
     if kpi.unit == Kpi.Unit.CURRENCY:
-        return f"{number} {settings.CRM_CURRENCY}"
+        return f"{sign}{number} {settings.CRM_CURRENCY}"
+    if kpi.unit == Kpi.Unit.CURRENCY_PER_DAY:
+        # Translators: money per day, e.g. "1,250 TRY/day".
+        return _("%(value)s %(currency)s/day") % {"value": sign + number, "currency": settings.CRM_CURRENCY}
     if kpi.unit == Kpi.Unit.DAYS:
-        return ngettext("%(value)s day", "%(value)s days", 1 if value == 1 else 2) % {"value": number}
-    return number
+        return ngettext("%(value)s day", "%(value)s days", 1 if value == 1 else 2) % {"value": sign + number}
+    return sign + number
+
+
+def rounded(value: Decimal | None, places: int) -> Decimal | None:
+    """``value`` rounded half up to ``places`` decimals, as it is shown."""
+    if value is None:
+        return None
+    return Decimal(value).quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_UP)
 
 
 def format_change(kpi: Kpi, delta: Change | None) -> str:

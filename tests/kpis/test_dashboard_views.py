@@ -232,7 +232,11 @@ def test_a_dimension_the_kpi_does_not_support_is_refused(client_for, mona, north
     (Kpi.Unit.PERCENT, 1, Decimal("23.08"), "23.1%", "%23,1"),
     (Kpi.Unit.CURRENCY, 2, Decimal("1234567.891"), "1,234,567.89 TRY", "1.234.567,89 TRY"),
     (Kpi.Unit.DAYS, 0, Decimal("12.4"), "12 days", None),  # the Turkish words come with the translations
-    (Kpi.Unit.NUMBER, 1, Decimal("-3.24"), "-3.2", "-3,2"),
+    (Kpi.Unit.NUMBER, 1, Decimal("-3.24"), "−3.2", "−3,2"),  # the minus sign of the changes
+    (Kpi.Unit.PERCENT, 1, Decimal("-50"), "−50.0%", "−%50,0"),
+    (Kpi.Unit.CURRENCY, 0, Decimal("-1234.4"), "−1,234 TRY", "−1.234 TRY"),
+    (Kpi.Unit.NUMBER, 1, Decimal("-0.04"), "0.0", "0,0"),  # rounds to zero: no sign
+    (Kpi.Unit.CURRENCY_PER_DAY, 0, Decimal("1250.4"), "1,250 TRY/day", None),
     (Kpi.Unit.NUMBER, 1, None, "n/a", None),
 ])
 def test_values_are_formatted_by_unit(unit, decimals, value, english, turkish):
@@ -558,3 +562,14 @@ def test_dashboard_names_the_currencies_left_out_once_above_the_cards(client_for
     assert html.count('data-testid="unconverted"') == 1
     assert html.index('data-testid="unconverted"') < html.index('data-testid="kpi-grid"')
     assert "Deals in EUR, GBP have no exchange rate for the periods shown" in html
+
+
+def test_a_change_of_money_per_day_and_of_a_negative_value_read_with_their_unit(db):
+    from kpis import selectors
+
+    velocity = Kpi(unit=Kpi.Unit.CURRENCY_PER_DAY, decimals=0)
+    with translation.override("en"):
+        # 1,000 → 1,250 per day: +250 TRY/day; 1,250 → 1,000: −250 TRY/day
+        assert selectors.format_change(velocity, selectors.change(Decimal(1250), Decimal(1000))) == "+250 TRY/day"
+        assert selectors.format_change(velocity, selectors.change(Decimal(1000), Decimal(1250))) == "−250 TRY/day"
+    assert Kpi.objects.get(slug="pipeline-velocity").unit == Kpi.Unit.CURRENCY_PER_DAY

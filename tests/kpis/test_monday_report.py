@@ -72,7 +72,9 @@ def by_recipient(mailoutbox):
 def test_managers_get_their_team_and_admins_the_company(kpis, site, mona, sam, alice, charlie, mailoutbox,
                                                         time_machine, django_assert_num_queries):
     time_machine.move_to(MONDAY, tick=False)
-    with django_assert_num_queries(5):  # recipients, their teams, the KPIs, one section per team + company
+    # recipients, their teams, the KPIs, the currencies without a rate (a money KPI is listed), and per section
+    # (North, the company): the snapshots, last week's report, storing this one
+    with django_assert_num_queries(10):
         assert report.send_monday_report() == 2
     mails = by_recipient(mailoutbox)
     assert sorted(mails) == ["mona@example.com", "sam@example.com"]  # reps get nothing
@@ -82,12 +84,13 @@ def test_managers_get_their_team_and_admins_the_company(kpis, site, mona, sam, a
     text = north.body
     assert "== North ==" in text and "Company" not in text
     # Win rate for North: 18 this week, 22 the week before: 18 − 22 = −4 points; −4 ÷ 22 = −18.2 %; below 20–30.
-    assert "- Win rate X (Week 48, 2026): 18.0%\n    Week 47, 2026: 22.0%; change −4.0 pts (−18.2%)" in text
+    assert "- Win rate X (Week 48, 2026): 18.0%\n    vs Week 47, 2026: 22.0%; change −4.0 pts (−18.2%)" in text
     assert "Benchmark: 20% – 30% — below" in text
     # Pipeline is daily: Sunday 29 Nov against Sunday 22 Nov (no row for North then).
-    assert "- Pipeline X (29 Nov 2026): 500 TRY\n    22 Nov 2026: n/a\n    Benchmark: 3-5x target\n" in text
-    # Cycle is monthly: November so far against October; 95 days is above 30–90 (and longer is worse).
-    assert "- Cycle X (Nov 2026): 95.0 days\n    Oct 2026: 60.0 days; change +35.0 days (+58.3%)" in text
+    assert "- Pipeline X (29 Nov 2026): 500 TRY\n    vs 22 Nov 2026: n/a\n    Benchmark: 3-5x target\n" in text
+    # Cycle is monthly: November so far; no report of last week to compare with (the first Monday), so against
+    # October, said so; 95 days is above 30–90 (and longer is worse).
+    assert "- Cycle X (Nov 2026 so far): 95.0 days\n    vs Oct 2026: 60.0 days; change +35.0 days (+58.3%)" in text
     # ROI is kept per lead source only: not in a team's report. Inactive KPIs never.
     assert "ROI X" not in text and "Switched off" not in text
     outside = text.split("Outside the benchmark:\n")[1].split("\n\n")[0]
@@ -104,8 +107,8 @@ def test_managers_get_their_team_and_admins_the_company(kpis, site, mona, sam, a
     company = mails["sam@example.com"].body
     assert "== Company ==" in company and "North" not in company
     # 35 − 25 = +10 points (+40 %), above the band; ROI 150 % is below ≥ 200 %; the cycle (45 days) is inside.
-    assert "- Win rate X (Week 48, 2026): 35.0%\n    Week 47, 2026: 25.0%; change +10.0 pts (+40.0%)" in company
-    assert "- ROI X (Nov 2026): 150.0%\n    Oct 2026: n/a\n    Benchmark: ≥ 200% — below" in company
+    assert "- Win rate X (Week 48, 2026): 35.0%\n    vs Week 47, 2026: 25.0%; change +10.0 pts (+40.0%)" in company
+    assert "- ROI X (Nov 2026 so far): 150.0%\n    vs Oct 2026: n/a\n    Benchmark: ≥ 200% — below" in company
     outside = company.split("Outside the benchmark:\n")[1].split("\n\n")[0]
     assert outside == "  ! Win rate X: 35.0% (above 20% – 30%)\n  ! ROI X: 150.0% (below ≥ 200%)"
     assert "https://crm.example.com/kpis/\n" in company
@@ -145,7 +148,7 @@ def test_a_manager_of_two_teams_gets_a_section_for_each(kpis, site, mona, mailou
     assert body.index("== East ==") < body.index("== North ==")
     # East has no snapshots: every value is n/a and nothing is outside the benchmark.
     east_part = body.split("== East ==")[1].split("== North ==")[0]
-    assert "- Win rate X (Week 48, 2026): n/a\n    Week 47, 2026: n/a\n" in east_part
+    assert "- Win rate X (Week 48, 2026): n/a\n    vs Week 47, 2026: n/a\n" in east_part
     assert "Every KPI with a benchmark band is inside it." in east_part
 
 
@@ -154,10 +157,10 @@ def test_one_failing_recipient_does_not_stop_the_others(kpis, site, mona, sam, m
     time_machine.move_to(MONDAY, tick=False)
     real = report.build_message
 
-    def broken_for_mona(user, sections, week):
+    def broken_for_mona(user, sections, week, **options):
         if user == mona:
             raise RuntimeError("template exploded")
-        return real(user, sections, week)
+        return real(user, sections, week, **options)
 
     monkeypatch.setattr(report, "build_message", broken_for_mona)
     assert report.send_monday_report() == 1
@@ -168,3 +171,67 @@ def test_the_celery_task_sends_the_report(kpis, site, mona, mailoutbox, time_mac
     time_machine.move_to(MONDAY, tick=False)
     assert send_monday_report.delay().get() == 1  # eager in tests
     assert mailoutbox[0].to == ["mona@example.com"]
+
+
+
+def test_monthly_kpis_compare_with_what_last_weeks_report_said(kpis, site, sam, mailoutbox, time_machine):
+    from kpis.models import ReportedValue
+
+    cycle = kpis["cycle"]
+    # Monday 23 November (the report of week 47): November so far was 40 days; no earlier report → vs October.
+    KpiSnapshot.objects.filter(kpi=cycle, period_start=NOVEMBER.start, dimension_kind="").update(value=40)
+    time_machine.move_to(MONDAY - dt.timedelta(days=7), tick=False)
+    report.send_monday_report()
+    assert "- Cycle X (Nov 2026 so far): 40.0 days\n    vs Oct 2026: 50.0 days; change −10.0 days" in (
+        mailoutbox[0].body)
+    stored = ReportedValue.objects.get(kpi=cycle, dimension_kind="", reported_on=dt.date(2026, 11, 23))
+    assert (stored.period_start, stored.value) == (NOVEMBER.start, Decimal("40"))
+
+    # Monday 30 November: 45 days now; last week's report said 40 for November → +5 since last week.
+    KpiSnapshot.objects.filter(kpi=cycle, period_start=NOVEMBER.start, dimension_kind="").update(value=45)
+    time_machine.move_to(MONDAY, tick=False)
+    report.send_monday_report()
+    body = mailoutbox[1].body
+    # 45 − 40 = +5 days; 5 ÷ 40 = +12.5 %
+    assert "- Cycle X (Nov 2026 so far): 45.0 days\n    vs last week's report: 40.0 days; change +5.0 days (+12.5%)" in (
+        body)
+    # Weekly and daily KPIs compare as before: the week before, the same day a week earlier.
+    assert "vs Week 47, 2026: 25.0%" in body and "vs 22 Nov 2026: 800 TRY" in body
+    # Sent again the same Monday: the stored values are replaced, not doubled.
+    report.send_monday_report()
+    assert ReportedValue.objects.filter(kpi=cycle, dimension_kind="", reported_on=dt.date(2026, 11, 30)).count() == 1
+
+    # Monday 7 December: a new month began → no report of December yet: against November, said so.
+    december = NOVEMBER.next()
+    snap(cycle, december, Decimal("30"))
+    snap(kpis["win"], W48.next(), Decimal("30"))
+    time_machine.move_to(MONDAY + dt.timedelta(days=7), tick=False)
+    report.send_monday_report()
+    assert "- Cycle X (Dec 2026 so far): 30.0 days\n    vs Nov 2026: 45.0 days; change −15.0 days" in (
+        mailoutbox[-1].body)
+
+
+def test_the_change_is_computed_from_the_values_as_shown(kpis, site, sam, mailoutbox, time_machine):
+    pipe = kpis["pipe"]  # money, no decimals
+    KpiSnapshot.objects.filter(kpi=pipe, period_start=SUNDAY.start, dimension_kind="").update(value=Decimal("19.6"))
+    KpiSnapshot.objects.filter(kpi=pipe, period_start=SUNDAY.shift(-7).start, dimension_kind="").update(
+        value=Decimal("12.4"))
+    time_machine.move_to(MONDAY, tick=False)
+    report.send_monday_report()
+    # Shown 20 and 12 (half up): the change reads +8 (not the +7 that 19.6 − 12.4 = 7.2 would round to);
+    # 8 ÷ 12 = +66.7 %.
+    assert "- Pipeline X (29 Nov 2026): 20 TRY\n    vs 22 Nov 2026: 12 TRY; change +8 TRY (+66.7%)" in (
+        mailoutbox[0].body)
+
+
+def test_the_report_names_the_currencies_left_out(kpis, site, sam, mailoutbox, time_machine, stages, alice):
+    from tests.factories import DealFactory
+
+    time_machine.move_to(MONDAY, tick=False)
+    report.send_monday_report()
+    assert "no exchange rate" not in mailoutbox[0].body
+    DealFactory(stage=stages["Lead"], owner=alice, amount=Decimal(100), currency="GBP")
+    report.send_monday_report()
+    text, html = mailoutbox[1].body, mailoutbox[1].alternatives[0][0]
+    line = "Deals in GBP have no exchange rate, so their amounts are left out of the money KPIs."
+    assert text.count(line) == 1 and html.count(line) == 1
