@@ -7,8 +7,10 @@
 - Keep above / keep below a threshold: the share of the cycle's check-ins that met the threshold.
 - Milestone: 0 until done, then 1.
 - Objective progress: the weighted mean of its key results' (clamped) progress.
-- Expected progress ``e`` = the share of the cycle elapsed (0 before it starts, 1 after it ends);
-  pace ``r = p ÷ e``; on track when ``r ≥ on_track`` (0.95), at risk when ``r ≥ at_risk`` (0.75), off track
+- Expected progress ``e`` = the share of the cycle elapsed (0 before it starts, 1 after it ends) — except for
+  keep above/below, where ``e = 1`` at all times: the threshold must hold all along the cycle, not by its end,
+  so the pace of a keep key result is the share of its readings that met the threshold (3 of 4 → 0.75, at risk
+  whatever the day). Pace ``r = p ÷ e``; on track when ``r ≥ on_track`` (0.95), at risk when ``r ≥ at_risk`` (0.75), off track
   below; no status in the first ``grace_days`` days of the cycle (or while nothing is expected yet).
 - An objective takes the worst status of its key results.
 - The score at close is the progress rounded to one decimal (half up): 0.65 → 0.7.
@@ -137,6 +139,15 @@ def expected_progress(start: dt.datetime, end: dt.datetime, now: dt.datetime) ->
     elapsed = Decimal(int((now - start).total_seconds()))
     total = Decimal(int((end - start).total_seconds()))
     return _round(elapsed / total)
+
+
+def key_result_expected(kind: str, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Decimal:
+    """The progress expected of a key result at ``now``: the share of ``[start, end)`` elapsed, except for keep
+    above/below, expected at 1 all along (the threshold holds at all times, so its pace is the share of
+    readings that met it)."""
+    if kind in KEEP:
+        return ONE
+    return expected_progress(start, end, now)
 
 
 def in_grace(start: dt.datetime, now: dt.datetime, grace_days: int = DEFAULT_GRACE_DAYS) -> bool:

@@ -106,7 +106,8 @@ def evaluate_key_result(
     now: dt.datetime | None = None, current: Decimal | None = None, use_current: bool = False,
     done: bool | None = None,
 ) -> KeyResultState:
-    """Progress, expected progress, pace and status of one key result at ``now``.
+    """Progress, expected progress, pace and status of one key result at ``now`` (a keep above/below key
+    result is expected at 100 % all along: its pace is the share of its readings that met the threshold).
 
     ``readings`` are the values of the cycle's check-ins (keep above/below). ``current`` replaces the stored
     current value when ``use_current``, ``done`` the milestone flag (the state at an earlier moment, for
@@ -120,7 +121,7 @@ def evaluate_key_result(
         readings=readings,
     )
     start, end = key_result_window(cycle, kr)
-    expected = P.expected_progress(start, end, now)
+    expected = P.key_result_expected(kr.kind, start, end, now)
     grace = P.in_grace(cycle_window(cycle)[0], now, cycle.grace_days)
     status = None
     if cycle.status != Cycle.Status.PLANNING:

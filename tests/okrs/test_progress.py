@@ -91,6 +91,19 @@ def test_keep_above_and_below(kind, threshold, readings, share):
     assert result.value == D(share)
 
 
+def test_keep_key_results_are_expected_at_one_all_along():
+    start, end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    mid = dt.datetime(2026, 2, 15, tzinfo=dt.UTC)  # 45 of 90 days
+    assert P.key_result_expected("increase", start, end, mid) == D("0.5")
+    assert P.key_result_expected("milestone", start, end, mid) == D("0.5")
+    for now in (start, mid, end):
+        assert P.key_result_expected("keep_above", start, end, now) == D("1")
+        assert P.key_result_expected("keep_below", start, end, now) == D("1")
+    # 3 of 4 readings met: pace 0.75 ÷ 1 = 0.75, at risk
+    share = P.key_result_progress("keep_above", target=D("40"), readings=[D("42"), D("38"), D("45"), D("41")]).value
+    assert (P.pace(share, D("1")), P.status(share, D("1"))) == (D("0.75"), "at_risk")
+
+
 def test_keep_without_check_ins_has_no_reading():
     assert P.key_result_progress("keep_above", target=D("50"), readings=[]) == P.NO_READING
 

@@ -138,6 +138,26 @@ def test_keep_above_counts_only_the_cycle_check_ins(active, mona, north, make_ob
     kr = make_kr(mona, objective, kind="keep_above", target_value=D("50"))
     for day, value in [(5, "60"), (15, "45"), (25, "50"), (35, "49")]:
         services.check_in(actor=mona, key_result=kr, value=value, now=at(dt.date(2026, 1, 1)) + dt.timedelta(day))
-    # 60 and 50 meet ≥ 50: 2 of 4 = 0.5; expected at MID 0.5 → pace 1, on track
+    # 60 and 50 meet ≥ 50: 2 of 4 = 0.5; a keep key result is expected at 1 all along → pace 0.5, off track
     state = selectors.key_result_state(kr, now=MID)
-    assert (state.progress.value, state.status) == (D("0.5"), "on_track")
+    assert (state.progress.value, state.expected, state.pace, state.status) == (D("0.5"), D("1"), D("0.5"),
+                                                                              "off_track")
+
+
+@pytest.mark.parametrize(("readings", "pace", "status"), [
+    # 3 of 4 met ≥ 40: 0.75 ÷ 1 = 0.75 ≥ 0.75 → at risk (with the cycle's share, 0.75 ÷ 0.5 = 1.5 would be on track)
+    (["42", "38", "45", "41"], "0.75", "at_risk"),
+    # 4 of 4: on track on any day
+    (["42", "40", "45", "41"], "1", "on_track"),
+    # 1 of 2: off track
+    (["42", "38"], "0.5", "off_track"),
+])
+def test_keep_above_pace_is_the_share_met_whatever_the_day(active, mona, north, make_objective, make_kr, readings,
+                                                           pace, status):
+    objective = make_objective(mona, active, level="team", team=north)
+    kr = make_kr(mona, objective, kind="keep_above", target_value=D("40"))
+    for n, value in enumerate(readings):
+        services.check_in(actor=mona, key_result=kr, value=value, now=at(dt.date(2026, 1, 10 + n)))
+    for now in (at(dt.date(2026, 1, 20)), MID, at(dt.date(2026, 3, 30))):
+        state = selectors.key_result_state(kr, now=now)
+        assert (state.expected, state.pace, state.status) == (D("1"), D(pace), status)
