@@ -162,19 +162,46 @@ class ObjectiveForm(ServiceForm):
         if instance is not None:
             owners = owners | User.objects.filter(pk=instance.owner_id)
         self.fields["owner"].queryset = owners.distinct().order_by("first_name", "last_name", "username")
-        self.fields["team"].queryset = teams_visible_to(user)
         parents = selectors.objectives_visible_to(user).filter(cycle=cycle, archived_at__isnull=True)
         if instance is not None:
             parents = parents.exclude(pk=instance.pk)
         self.fields["parent"].queryset = parents.select_related("team").order_by("level", "order", "id")
-        if not user.is_admin:
-            self.fields["level"].choices = [c for c in Objective.Level.choices if c[0] != Objective.Level.COMPANY
-                                            or (instance is not None and instance.level == c[0])]
+        levels = self.levels_for(user, instance)
+        self.fields["level"].choices = [c for c in Objective.Level.choices if c[0] in levels]
+        if Objective.Level.TEAM in levels:
+            self.fields["team"].queryset = self.teams_for(user, instance)
+        else:
+            del self.fields["team"]
+
+    @staticmethod
+    def levels_for(user: User, instance: Objective | None = None) -> set[str]:
+        """The levels the user may set (the services' rule, so the form never offers what the save refuses):
+        company objectives admins, team objectives the team's manager and admins, individual ones everyone.
+        An objective being edited keeps its own level on offer."""
+        levels = {Objective.Level.INDIVIDUAL}
+        editable = editable_team_ids(user)
+        if editable is None:
+            levels |= {Objective.Level.COMPANY, Objective.Level.TEAM}
+        elif editable:
+            levels.add(Objective.Level.TEAM)
+        if instance is not None:
+            levels.add(instance.level)
+        return levels
+
+    @staticmethod
+    def teams_for(user: User, instance: Objective | None = None):
+        """The teams a team objective may be set for: every team for admins, a manager's own teams (and the
+        objective's current team when editing)."""
+        editable = editable_team_ids(user)
+        if editable is None:
+            return teams_visible_to(user)
+        ids = list(editable) + ([instance.team_id] if instance is not None and instance.team_id else [])
+        return Team.objects.filter(id__in=ids).order_by("name")
 
     def to_data(self) -> dict:
         data = dict(self.cleaned_data)
         if data["level"] != Objective.Level.TEAM:
-            data.pop("team")
+            data.pop("team", None)
         return data
 
 

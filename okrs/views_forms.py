@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Team
+from accounts.selectors import editable_team_ids
 from accounts.views import browser_user_required
 from kpis import dimensions as dims
 
@@ -272,7 +273,9 @@ def objective_create(request):
     parent_id, team_id = _id(request.GET.get("parent")), _id(request.GET.get("team"))
     if parent_id and selectors.objectives_visible_to(request.user).filter(pk=parent_id, cycle=cycle).exists():
         initial["parent"] = parent_id
-    if team_id and Team.objects.filter(pk=team_id).exists():
+    editable = editable_team_ids(request.user)
+    if team_id and (editable is None or team_id in editable) and Team.objects.filter(pk=team_id).exists():
+        # only a team the user may set objectives for (a rep coming from a team's dashboard gets an individual one)
         initial.update(team=team_id, level=Objective.Level.TEAM)
     return _objective_form_view(request, cycle=cycle, instance=None, initial=initial)
 

@@ -158,7 +158,7 @@ def test_objective_errors_and_permissions(client_for, alice, bob, mona, charlie,
     response = client.post(url, {"title": "Sell", "level": "company", "owner": alice.pk})
     assert response.status_code == 422 and "level" in response.context["form"].errors
     response = client.post(url, {"title": "Sell", "level": "team", "team": north.pk, "owner": alice.pk})
-    assert response.status_code == 422 and "team" in response.context["form"].errors
+    assert response.status_code == 422 and "level" in response.context["form"].errors
     assert not Objective.objects.exists()
     # the parent picker lists only visible objectives of the same cycle
     mine = make_objective(alice, active, title="Mine", level="individual")
@@ -177,6 +177,40 @@ def test_objective_errors_and_permissions(client_for, alice, bob, mona, charlie,
     assert client.get(reverse("okr-objective", args=[team_objective.pk])).status_code == 200
     assert client.get(reverse("okr-objective-edit", args=[team_objective.pk])).status_code == 403
     assert client.post(reverse("okr-objective-archive", args=[team_objective.pk])).status_code == 403
+
+
+def test_objective_form_offers_only_the_levels_the_user_may_set(client_for, alice, mona, sam, north, south,
+                                                                active, make_objective):
+    """Company: admins; team: the team's manager and admins; individual: everyone — what the save accepts."""
+    url = reverse("okr-objective-new") + f"?cycle={active.pk}&team={north.pk}"
+
+    def levels(form):
+        return [value for value, _label in form.fields["level"].choices]
+
+    # a rep coming from their team's dashboard: an individual objective, no team to pick
+    page = client_for(alice).get(url)
+    form = page.context["form"]
+    assert levels(form) == ["individual"] and "team" not in form.fields
+    assert form.initial["level"] == "individual" and 'name="team"' not in page.content.decode()
+    # a manager: team (of the teams they manage) and individual
+    form = client_for(mona).get(url).context["form"]
+    assert levels(form) == ["team", "individual"] and list(form.fields["team"].queryset) == [north]
+    # an admin: every level, every team
+    form = client_for(sam).get(url).context["form"]
+    assert levels(form) == ["company", "team", "individual"] and set(form.fields["team"].queryset) == {north, south}
+    # a rep who owns a team objective keeps its level when editing it (the service accepts an unchanged level)
+    owned = make_objective(mona, active, title="Team", level="team", team=north, owner=alice)
+    form = client_for(alice).get(reverse("okr-objective-edit", args=[owned.pk])).context["form"]
+    assert levels(form) == ["team", "individual"] and list(form.fields["team"].queryset) == [north]
+    response = client_for(alice).post(reverse("okr-objective-edit", args=[owned.pk]), {
+        "title": "Team, renamed", "level": "team", "team": north.pk, "owner": alice.pk})
+    assert response.status_code == 302
+    owned.refresh_from_db()
+    assert (owned.title, owned.level, owned.team) == ("Team, renamed", "team", north)
+    # every level a rep is offered saves
+    response = client_for(alice).post(reverse("okr-objective-new") + f"?cycle={active.pk}", {
+        "title": "Know the product", "level": "individual", "owner": alice.pk})
+    assert response.status_code == 302
 
 
 def _admin():
