@@ -254,13 +254,16 @@ class Changes:
     # (state now, status then, status now)
     status_changed: list[tuple[KeyResultState, str | None, str | None]] = field(default_factory=list)
     no_check_in: list[KeyResultState] = field(default_factory=list)
+    # Created since then: no value or status "then" to compare with, so listed here only.
+    new: list[KeyResultState] = field(default_factory=list)
 
 
 def changes_since(cycle: Cycle, user: User, *, since: dt.datetime | None = None, now=None) -> Changes:
     """Key results that moved, changed status, or got no check-in since ``since`` (a week before ``now``).
 
     A key result moved when its value now differs from its value at ``since`` (the last check-in before
-    then; a milestone done since then moved too). Three queries.
+    then; a milestone done since then moved too). A key result created since then did not exist at ``since``:
+    it is listed in ``new`` only (not as moved, changed or without a check-in). Three queries.
     """
     now = now or timezone.now()
     since = since or now - dt.timedelta(days=SINCE_DAYS)
@@ -281,6 +284,9 @@ def changes_since(cycle: Cycle, user: User, *, since: dt.datetime | None = None,
         keep = [(row.measured_at, row.value) for row in rows if row.value is not None]
         last = rows[-1] if rows else None
         state = evaluate_key_result(kr, cycle, readings=_in_cycle(cycle, keep), last_check_in=last, now=now)
+        if since <= kr.created_at <= now:
+            result.new.append(state)
+            continue
         old_value = next((row.value for row in reversed(before) if row.value is not None), None)
         if kr.kind == P.MILESTONE:
             then = evaluate_key_result(kr, cycle, now=since, done=old_value == 1)

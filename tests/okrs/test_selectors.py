@@ -103,6 +103,31 @@ def test_changes_since_last_week(tree, mona, django_assert_num_queries):
     assert [s.key_result.title for s in changes.no_check_in] == ["Churn 8 → 5", "Demo certified"]
 
 
+def test_key_results_created_this_week_are_new_not_changed(tree, mona, north, win_rate):
+    """Created on 12 February (in the week before MID): no status on 8 February to compare with."""
+    import time_machine
+
+    from .conftest import snapshot
+
+    snapshot(win_rate, dt.date(2026, 2, 2), 7, D("28"), kind="team", member=north.pk)
+    with time_machine.travel(at(dt.date(2026, 2, 12), 9), tick=False):
+        fresh = services.key_result_create(actor=mona, objective=tree["team"], data={
+            "title": "Win rate, north", "start_value": 22, "target_value": 30, "kpi": win_rate,
+            "dimension_kind": "team", "dimension_id": north.pk})[0]
+        manual = services.key_result_create(actor=mona, objective=tree["team"], data={
+            "title": "Calls", "start_value": 0, "target_value": 100})[0]
+    services.check_in(actor=mona, key_result=manual, value="10", now=at(dt.date(2026, 2, 13)))
+    changes = selectors.changes_since(tree["team"].cycle, mona, now=MID)
+    assert [s.key_result for s in changes.new] == [fresh, manual]
+    # (its automatic check-in from the week of 2 February is older than the key result: still new, not moved)
+    listed = [s.key_result for s, _old, _new in changes.moved + changes.status_changed] + [
+        s.key_result for s in changes.no_check_in]
+    assert fresh not in listed and manual not in listed
+    assert [(s.key_result.title, old, new) for s, old, new in changes.status_changed] == [
+        ("Win rate 22 → 30", "off_track", "on_track")]
+    assert [s.key_result.title for s in changes.no_check_in] == ["Churn 8 → 5", "Demo certified"]
+
+
 def test_milestone_done_this_week_moved(tree, alice, mona):
     services.check_in(actor=alice, key_result=tree["demo"], done=True, now=MID - dt.timedelta(days=1))
     changes = selectors.changes_since(tree["team"].cycle, mona, now=MID)
