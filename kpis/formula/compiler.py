@@ -176,8 +176,11 @@ class Resolver:
         try:
             inner = parse(row["formula"])
         except FormulaError as exc:
-            self.fail(_("KPI “%(slug)s” has an invalid formula: %(message)s")
-                      % {"slug": node.slug, "message": exc.message}, node, context)
+            # At the kpi('…') call; a message that says where in that KPI's formula keeps its one position.
+            where = context or node
+            raise FormulaError(_("KPI “%(slug)s” has an invalid formula: %(message)s")
+                               % {"slug": node.slug, "message": exc.message}, where.pos, max(where.end, where.pos + 1),
+                               says_position=exc.says_position) from None
         try:
             inner = self.resolve(inner, stack + (node.slug,), context or node)
         except FormulaError as exc:
@@ -284,9 +287,12 @@ class Resolver:
                     self.fail(_("Unknown relation “%(name)s” on %(source)s — did you mean “%(hint)s”?")
                               % {"name": _q(node.relation.value), "source": source.name, "hint": hint},
                               node.relation, context)
-                self.fail(_("%(source)s have no relation “%(name)s”; “has” can follow: %(known)s.")
-                          % {"source": source.name, "name": _q(node.relation.value),
-                             "known": ", ".join(known) or "—"}, node.relation, context)
+                if not known:
+                    self.fail(_("Unknown relation “%(name)s”: %(source)s have no related records for “has”.")
+                              % {"source": source.name, "name": _q(node.relation.value)}, node.relation, context)
+                self.fail(_("Unknown relation “%(name)s” on %(source)s; “has” can follow: %(known)s.")
+                          % {"source": source.name, "name": _q(node.relation.value), "known": ", ".join(known)},
+                          node.relation, context)
             if node.where is not None:
                 self.condition(node.where, registry.get(relation.target), context)
             return

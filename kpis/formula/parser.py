@@ -9,6 +9,8 @@ import difflib
 
 from django.utils.translation import gettext as _
 
+from crm_okr.text import fold
+
 from . import ast
 from .errors import FormulaError
 from .tokens import END, NAME, NUMBER, OP, STRING, Token, tokenize
@@ -24,13 +26,13 @@ MAX_IN_LIST = 50
 
 
 def suggest(word: str, candidates) -> str | None:
-    matches = difflib.get_close_matches(word.lower(), [c.lower() for c in candidates], n=1, cutoff=0.6)
-    if not matches:
-        return None
+    """The candidate closest to ``word``, compared case- and accent-insensitively (Turkish-aware: “kişi” and
+    “kisi” are one word), or None."""
+    folded = {}
     for candidate in candidates:
-        if candidate.lower() == matches[0]:
-            return candidate
-    return None  # pragma: no cover
+        folded.setdefault(fold(candidate), candidate)
+    matches = difflib.get_close_matches(fold(word), list(folded), n=1, cutoff=0.6)
+    return folded[matches[0]] if matches else None
 
 
 def describe(token: Token) -> str:
@@ -69,9 +71,9 @@ class Parser:
         token = token or self.tok
         raise FormulaError(message, token.pos, max(token.end, token.pos + 1), says_position=says_position)
 
-    def expect_op(self, op: str, message: str) -> Token:
+    def expect_op(self, op: str, message: str, *, says_position: bool = False) -> Token:
         if not self.tok.is_op(op):
-            self.error(message)
+            self.error(message, says_position=says_position)
         return self.advance()
 
     def enter(self, token: Token):
@@ -137,8 +139,9 @@ class Parser:
             self.enter(token)
             node = self.expr()
             self.leave()
-            closing = self.expect_op(")", _("Expected “)” to close the “(” at position %(pos)s; found %(token)s.")
-                                     % {"pos": token.pos, "token": describe(self.tok)})
+            closing = self.expect_op(")", _("Expected “)” to close the “(” opened at position %(pos)s; found "
+                                            "%(token)s.") % {"pos": token.pos, "token": describe(self.tok)},
+                                     says_position=True)
             node.pos, node.end = token.pos, closing.end
             return node
         if token.kind == NAME:
@@ -228,8 +231,10 @@ class Parser:
         if not self.tok.is_op(")"):
             token_now = self.tok
             if token_now.kind == END:
-                self.error(_("Expected “)” to close “%(func)s(” at position %(pos)s.") % {"func": func,
-                                                                                         "pos": opening.pos})
+                # Raised at the end of the formula; the message names where the aggregate opened (once: no
+                # "(position N)" of the end after it).
+                self.error(_("Expected “)” to close the “%(func)s(” opened at position %(pos)s.")
+                           % {"func": func, "pos": opening.pos}, says_position=True)
             self.error(_("Expected “)” after the aggregate at position %(pos)s (found %(token)s).")
                        % {"pos": token_now.pos, "token": describe(token_now)}, says_position=True)
         closing = self.advance()
@@ -319,8 +324,9 @@ class Parser:
             self.enter(token)
             node = self.condition()
             self.leave()
-            closing = self.expect_op(")", _("Expected “)” to close the “(” at position %(pos)s; found %(token)s.")
-                                     % {"pos": token.pos, "token": describe(self.tok)})
+            closing = self.expect_op(")", _("Expected “)” to close the “(” opened at position %(pos)s; found "
+                                            "%(token)s.") % {"pos": token.pos, "token": describe(self.tok)},
+                                     says_position=True)
             node.pos, node.end = token.pos, closing.end
             return node
         if token.is_word("has"):

@@ -1,9 +1,11 @@
 """The tokenizer of the KPI formula language: numbers, strings, names and operators, with their positions.
 
-Hand-written (no regular expressions on user text, no eval). Only ASCII letters, digits and ``_`` make
-names, and only ASCII digits make numbers, so every token is something the parser knows how to read.
+Hand-written (no regular expressions on user text, no eval). Names are letters (any alphabet, so that
+``kişiler`` is one name the compiler can answer "Unknown source … — did you mean …?" about), digits and ``_``;
+the language's own words are ASCII, so a non-ASCII name is never one of them. Only ASCII digits make numbers.
 """
 
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -36,7 +38,12 @@ class Token:
 
 
 def _is_name_start(ch: str) -> bool:
-    return ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ch == "_"
+    return ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ch == "_" or (ch > "\x7f" and ch.isalpha())
+
+
+def _is_name_part(ch: str) -> bool:
+    """A character inside a name: also digits and combining marks (“ş” typed as s + U+0327)."""
+    return _is_name_start(ch) or _is_digit(ch) or (ch > "\x7f" and unicodedata.category(ch).startswith("M"))
 
 
 def _is_digit(ch: str) -> bool:
@@ -70,7 +77,7 @@ def tokenize(text: str) -> list[Token]:
                     i += 1
             if i < n and (_is_name_start(text[i]) or text[i] == "."):
                 j = i
-                while j < n and (_is_name_start(text[j]) or _is_digit(text[j]) or text[j] == "."):
+                while j < n and (_is_name_part(text[j]) or text[j] == "."):
                     j += 1
                 raise FormulaError(
                     _("“%(text)s” is not a number.") % {"text": text[start:j][:40]}, start, j
@@ -85,7 +92,7 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token(NUMBER, value, start, i))
         elif _is_name_start(ch):
             start = i
-            while i < n and (_is_name_start(text[i]) or _is_digit(text[i])):
+            while i < n and _is_name_part(text[i]):
                 i += 1
             tokens.append(Token(NAME, text[start:i], start, i))
         elif ch in "'\"":
@@ -124,6 +131,9 @@ def tokenize(text: str) -> list[Token]:
             raise FormulaError(_("Unexpected “!”: write “!=” for “is not equal to”, or “not”."), i)
         elif ch in _SMART_QUOTES:
             raise FormulaError(_("Use straight quotes (' or \") around texts, not “%(ch)s”.") % {"ch": ch}, i)
+        elif ch == "\x00":
+            raise FormulaError(_("The formula contains a null character at position %(pos)s; remove it.")
+                               % {"pos": i}, i, says_position=True)
         else:
             shown = ch if ch.isprintable() else repr(ch)
             raise FormulaError(_("Unexpected character “%(ch)s” at position %(pos)s.") % {"ch": shown, "pos": i}, i,

@@ -510,7 +510,17 @@ class TestValidation:
         ("count(deals where name)", "not a yes/no field", 18),
         ("count(deals where created_at < '2026-13-01')", "not a date", 31),
         ("count(deals where has stage_chnges)", "did you mean “stage_changes”?", 22),
-        ("count(deals where has contacts)", "“has” can follow: activities, stage_changes", 22),
+        ("count(deals where has contacts)",
+         "Unknown relation “contacts” on deals; “has” can follow: activities, stage_changes.", 22),
+        # activities have no relations: said so (not "can follow: —")
+        ("count(activities where has deals)",
+         "Unknown relation “deals”: activities have no related records for “has”.", 27),
+        # names in any alphabet are names: the compiler answers about them
+        ("count(kişiler)", "Unknown source “kişiler”; the sources are: contacts, companies, deals,", 6),
+        ("count(dealş)", "Unknown source “dealş” — did you mean “deals”?", 6),
+        ("count(deals where statüs = 'won')", "Unknown field “statüs” on deals — did you mean “status”?", 18),
+        ("count(deals where has aktiviteler)",
+         "Unknown relation “aktiviteler” on deals — did you mean “activities”?", 22),
         ("count(users where has activities where kindd = 'call')", "Unknown field “kindd” on activities", 39),
         ("sum(metrics.value where metric = 'marketing_spnd')", "did you mean “marketing_spend”?", 33),
         ("count(deals where stale = 1)", "compare it with true or false", 26),
@@ -548,6 +558,20 @@ class TestValidation:
         assert compile_formula("kpi('k4')").evaluate(JAN) == 5
         with pytest.raises(FormulaError, match="nested too deeply"):
             compile_formula("kpi('k6')")
+
+    def test_an_invalid_referenced_formula_is_reported_with_one_position(self, db):
+        Kpi.objects.create(slug="torn", name="t", formula="1 + 2)")
+        with pytest.raises(FormulaError) as info:
+            compile_formula("10 * kpi('torn')")
+        # the position in that KPI's formula is said; the kpi('torn') call (5) is where it is underlined
+        assert info.value.with_position() == ("KPI “torn” has an invalid formula: Unexpected “)” at position 5: "
+                                              "there is no “(” to close.")
+        assert (info.value.position, info.value.end) == (5, 16)
+        Kpi.objects.filter(slug="torn").update(formula="1 +")
+        with pytest.raises(FormulaError) as info:
+            compile_formula("10 * kpi('torn')")
+        assert info.value.with_position() == ("KPI “torn” has an invalid formula: The formula ends too early: "
+                                              "expected a number or a function. (position 5)")
 
     def test_error_inside_a_referenced_kpi_points_at_the_reference(self, db):
         Kpi.objects.create(slug="broken", name="b", formula="count(deals where stauts = 'won')")

@@ -116,13 +116,17 @@ class TestErrors:
     @pytest.mark.parametrize("text, message, position", [
         ("", "The formula is empty.", 0),
         ("   # only a comment", "The formula is empty.", 0),
-        ("count(deals where status = 'won' by closed_at", "Expected “)” to close “count(” at position 5.", 45),
+        # raised at the end (45); the message names where “count(” opened, and no second position follows
+        ("count(deals where status = 'won' by closed_at", "Expected “)” to close the “count(” opened at position 5.",
+         45),
         ("count(deals where status = 'won' xyz)", "Expected “)” after the aggregate at position 33", 33),
         ("cont(deals)", "Unknown function “cont” — did you mean “count”?", 0),
         ("deals", "Unexpected “deals” at position 0", 0),
         ("count deals", "Expected “(” after “count”.", 6),
         ("1 +", "ends too early", 3),
-        ("(1 + 2", "Expected “)” to close the “(” at position 0", 6),
+        ("(1 + 2", "Expected “)” to close the “(” opened at position 0; found the end of the formula.", 6),
+        ("count(deals where (status = 'won' xyz)", "Expected “)” to close the “(” opened at position 18; found “xyz”.",
+         34),
         ("1 + 2)", "Unexpected “)” at position 5", 5),
         ("1 2", "Unexpected “2” at position 2", 2),
         ("count(deals during last 0 days)", "between 1 and 3660", 24),
@@ -145,10 +149,28 @@ class TestErrors:
         exc = error(text)
         assert message in exc.message
         assert exc.position == position
-        # the position is said once: appended, unless the message already says "at position N"
+        # one position, said once: appended, unless the message already says where ("at position N")
         shown = exc.with_position()
-        assert len(re.findall(rf"position {position}\b", shown)) == 1
-        assert shown.endswith(f"(position {position})") == (f"at position {position}" not in exc.message)
+        assert len(re.findall(r"position \d+", shown)) == 1
+        assert shown.endswith(f"(position {position})") == (not exc.says_position)
+
+    @pytest.mark.parametrize("text, message, position", [
+        # a null character: where it is, said once
+        ("count(deals)\x00", "The formula contains a null character at position 12; remove it.", 12),
+        ("\x00", "The formula contains a null character at position 0; remove it.", 0),
+        ("count(deals) ☃ 2", "Unexpected character “☃” at position 13.", 13),
+        ("12ş", "“12ş” is not a number.", 0),
+    ])
+    def test_characters(self, text, message, position):
+        exc = error(text)
+        assert (exc.with_position(), exc.position) == (message if "position" in message
+                                                       else f"{message} (position {position})", position)
+
+    def test_names_in_any_alphabet_are_names(self):
+        assert parse("count(kişiler)") == ast.Agg("count", ast.Name("kişiler"))
+        # "ş" typed as s + a combining cedilla is still one name
+        assert parse("count(kis\u0327iler.ad\u0131)").field == ast.Name("ad\u0131")
+        assert parse("count(kis\u0327iler)").source == ast.Name("kis\u0327iler")
 
     def test_nesting_cap(self):
         assert isinstance(parse("(" * 25 + "1" + ")" * 25), ast.Num)

@@ -3,6 +3,7 @@ random valid formulas always compile to SQL that runs."""
 
 import builtins
 import datetime as dt
+import re
 from contextlib import contextmanager
 from unittest import mock
 
@@ -41,6 +42,8 @@ def compile_or_formula_error(text):
     except FormulaError as exc:
         assert isinstance(exc.message, str) and exc.message
         assert exc.position is None or 0 <= exc.position <= len(text)
+        # one position at most in what people see (never "… at position 5. (position 11)")
+        assert len(re.findall(r"\(position \d+\)|at position \d+", exc.with_position())) <= 1, exc.with_position()
     # anything else propagates and fails the test
 
 
@@ -51,7 +54,7 @@ VOCABULARY = [
     "true", "false", "deals", "contacts", "users", "metrics", "activities", "amount", "status", "'won'", "'x'",
     "\"open\"", "7", "0", "1.5", "3661", "99999999999999", "closed_at", "created_at", "complete", "archived",
     "done", "'2026-01-01'", "metric", "'sales_spend'", "lifecycle_stage", "#", "\n", "'", "stage_changes",
-    "win-rate", "'win-rate'", "__import__", "os", "system", ";", "--", "DROP", "TABLE",
+    "win-rate", "'win-rate'", "__import__", "os", "system", ";", "--", "DROP", "TABLE", "kişiler", "ş", "\x00",
 ]
 
 
