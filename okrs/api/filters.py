@@ -40,6 +40,8 @@ class ObjectiveFilter(StrictFilterSet):
 class KeyResultFilter(StrictFilterSet):
     cycle = IdFilter(field_name="objective__cycle_id", help_text=_("Cycle id."))
     objective = IdFilter(field_name="objective_id", help_text=_("Objective id."))
+    team = IdFilter(field_name="objective__team_id", help_text=_(
+        "Team id of their objective: the team's objectives and its people's individual ones."))
     owner = IdFilter(field_name="owner_id", help_text=_("Owner's user id."))
     kpi = IdFilter(field_name="kpi_id", help_text=_("Id of the KPI that measures them."))
     manual = BoolFilter(field_name="kpi_id", lookup_expr="isnull", help_text=_(
@@ -50,6 +52,14 @@ class KeyResultFilter(StrictFilterSet):
     class Meta:
         model = KeyResult
         fields = []
+
+    def __init__(self, data=None, *args, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        if data is not None and "status" in data:
+            # The status is computed from progress and the time elapsed (okrs.progress), not stored: filtering a
+            # page after it is read would give short pages, so it is not offered.
+            self.refuse("status", _("Key results cannot be filtered by status: it is computed, not stored. Every "
+                                    "key result in the list carries its status; filter the list yourself."))
 
 
 class CheckInFilter(StrictFilterSet):

@@ -209,8 +209,10 @@ KEY_RESULT_SORTS = [SortOption("id", "id"), SortOption("-id", "id", descending=T
 @extend_schema_view(
     list=extend_schema(summary="List key results", description=(
         "Key results of the objectives you can see, with progress (clamped and raw), expected progress, pace, "
-        "status, the owner's last confidence and the current value. Filter by `cycle`, `objective`, `owner`, "
-        "`kpi`, `manual`, `kind`. Sorts: `id` (default), `-id`, `order`, `due`, `-updated`.")),
+        "status, the owner's last confidence and the current value. Filter by `cycle`, `objective`, `team` (the "
+        "objective's team), `owner`, `kpi`, `manual`, `kind`. There is no `status` filter: the status is computed "
+        "from progress and the time elapsed, not stored (400 naming `status`); read it on each key result. "
+        "Sorts: `id` (default), `-id`, `order`, `due`, `-updated`.")),
     retrieve=extend_schema(summary="Read a key result"),
     create=extend_schema(summary="Add a key result to an objective", description=(
         "Whoever may edit the objective. Needs a target (except a milestone) and a start different from it "

@@ -359,7 +359,7 @@ def test_delete_a_key_result_only_in_planning(api_for, sam, mona, team_objective
     assert not KeyResult.objects.filter(pk=planned.pk).exists()
 
 
-def test_key_result_filters(api_for, sam, mona, alice, team_objective, alice_objective, win_rate, make_kr):
+def test_key_result_filters(api_for, sam, mona, alice, south, team_objective, alice_objective, win_rate, make_kr):
     linked = make_kr(mona, team_objective, title="Win rate", kpi=win_rate)
     manual = make_kr(mona, team_objective, title="Calls", owner=alice)
     own = make_kr(alice, alice_objective, title="Demos", kind="milestone")
@@ -376,9 +376,25 @@ def test_key_result_filters(api_for, sam, mona, alice, team_objective, alice_obj
     assert ids(kpi=win_rate.pk) == [linked.pk]
     assert ids(manual="true") == [manual.pk, own.pk]
     assert ids(kind="milestone") == [own.pk]
-    for params in ({"kpi": "win-rate"}, {"cycle": "0"}, {"status": "on_track"}):
+    # the objective's team: North's team objective and alice's individual one (she is in North); South has none
+    assert ids(team=team_objective.team_id) == [linked.pk, manual.pk, own.pk]
+    assert ids(team=south.pk) == []
+    assert ids(team=team_objective.team_id, owner=alice.pk) == [manual.pk, own.pk]
+    for params in ({"kpi": "win-rate"}, {"cycle": "0"}, {"status": "on_track"}, {"team": "north"}):
         response = api.get(url("key-results"), params)
         assert response.status_code == 400 and list(response.json()["errors"]) == list(params), params
+    # the status is computed, not stored: no filter on it, and the answer says why
+    message = api.get(url("key-results"), {"status": "at_risk"}).json()["errors"]["status"][0]
+    assert "computed" in message
+
+
+def test_key_result_team_filter_keeps_visibility(api_for, charlie, alice_objective, team_objective, make_kr, alice,
+                                                  mona):
+    """charlie (South) filtering by North sees North's team key results, not alice's individual one."""
+    team_kr = make_kr(mona, team_objective, title="Win rate")
+    make_kr(alice, alice_objective, title="Demos", kind="milestone")
+    response = api_for(charlie).get(url("key-results"), {"team": team_objective.team_id})
+    assert [row["id"] for row in response.json()["results"]] == [team_kr.pk]
 
 
 def test_score_a_key_result_after_close(api_for, sam, mona, alice, team_objective, measured):
