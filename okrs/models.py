@@ -101,6 +101,8 @@ class Objective(models.Model):
         related_name="children",
     )
     order = models.PositiveIntegerField(_("order"), default=0)
+    # The key of the template it was loaded from (okrs.templates_data), so one is not loaded twice.
+    template = models.CharField(_("loaded from template"), max_length=40, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", editable=False,
@@ -123,6 +125,8 @@ class Objective(models.Model):
             models.Index(fields=["cycle", "level", "order"], name="objective_cycle_level"),
             models.Index(fields=["cycle", "team", "order"], name="objective_cycle_team"),
             models.Index(fields=["owner", "cycle"], name="objective_owner"),
+            models.Index(fields=["cycle", "team", "template"], name="objective_template",
+                         condition=~Q(template="")),
         ]
 
     def __str__(self):

@@ -498,6 +498,8 @@ def objective_archive(*, actor: User, objective: Objective, archived: bool = Tru
     if not can_edit_objective(actor, objective):
         raise PermissionDenied(_("You may not edit this objective."))
     _locked(objective.cycle)
+    if not archived and objective.archived_at is not None and objective.template and objective.team_id:
+        _check_template_loaded(objective.cycle, objective.team, objective.template, exclude=objective.pk)
     objective.archived_at = timezone.now() if archived else None
     objective.updated_at = timezone.now()
     objective.save(update_fields=["archived_at", "updated_at"])
@@ -1036,6 +1038,17 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     raise ValueError(day)
 
 
+def _check_template_loaded(cycle: Cycle, team, key: str, *, exclude: int | None = None) -> None:
+    """A template is loaded once per cycle and team (archiving the objective it gave frees it)."""
+    existing = (Objective.objects.filter(cycle=cycle, team=team, template=key, archived_at__isnull=True)
+                .exclude(pk=exclude).order_by("id").first())
+    if existing is not None:
+        raise ValidationError({"template": [_("This template is already loaded for %(team)s in %(cycle)s: "
+                                              "“%(objective)s”. Edit that objective, or archive it to load the "
+                                              "template again.") % {
+            "team": team.name, "cycle": cycle.name, "objective": existing.title}]})
+
+
 def _due_in_months(cycle: Cycle, months: int, now: dt.datetime) -> dt.date:
     """"Within N months" counted from the day the template is loaded (the cycle's first day when loaded before
     it starts), never after the cycle's last day: loaded on 23 November into Q4, "within 1 month" is due on
@@ -1063,11 +1076,16 @@ def load_template(*, cycle: Cycle, team, template_key: str, actor: User, owner: 
     if template is None:
         raise ValidationError({"template": [_("Unknown template “%(key)s”; choose one of: %(keys)s.") % {
             "key": str(template_key)[:40], "keys": ", ".join(TEMPLATES)}]})
+    # One load at a time per cycle, so two at once cannot both pass the check below.
+    cycle = Cycle.objects.select_for_update().get(pk=cycle.pk)
+    _check_template_loaded(cycle, team, template.key)
     data = {"title": str(template.objective), "description": str(template.description), "level": "team",
             "team": team, "owner": owner or (team.manager if team is not None and team.manager else actor)}
     if parent is not None:
         data["parent"] = parent
     objective, _warnings = objective_create(actor=actor, cycle=cycle, data=data)
+    objective.template = template.key
+    objective.save(update_fields=["template"])
     notes = []
     kpis = {k.slug: k for k in Kpi.objects.filter(slug__in=[kr.kpi for kr in template.key_results if kr.kpi],
                                                    is_active=True)}

@@ -362,3 +362,39 @@ def test_churn_template_starts_from_the_teams_churn_or_warns_when_already_below(
     assert (kr.start_value, kr.target_value) == (D("8"), D("5"))
     assert ("“Bring the churn rate down from 8 % to 5 % by the end of the quarter”: "
             f"{churn.shown_name} is already at 4, at or below the target 5: adjust it.") in warnings
+
+
+def test_a_template_is_loaded_once_per_cycle_and_team(active, sam, mona, north, south):
+    first, _w = services.load_template(cycle=active, team=north, template_key="sales", actor=mona, now=MID)
+    assert first.template == "sales"
+    services.objective_update(actor=mona, objective=first, data={"title": "Sell faster"})
+    with pytest.raises(ValidationError) as excinfo:
+        services.load_template(cycle=active, team=north, template_key="sales", actor=sam, now=MID)
+    assert excinfo.value.message_dict == {"template": [
+        "This template is already loaded for North in Q1 2026: “Sell faster”. Edit that objective, or archive it "
+        "to load the template again."]}
+    assert KeyResult.objects.count() == 3
+    # another template, another team or another cycle is fine
+    services.load_template(cycle=active, team=north, template_key="marketing", actor=mona, now=MID)
+    services.load_template(cycle=active, team=south, template_key="sales", actor=sam, now=MID)
+    q2 = services.cycle_create(actor=sam, data={"name": "Q2 2026", "start_date": dt.date(2026, 4, 1)})
+    services.load_template(cycle=q2, team=north, template_key="sales", actor=mona, now=MID)
+    # archiving the objective frees the template; bringing it back while another is loaded is refused
+    services.objective_archive(actor=mona, objective=first)
+    second, _w = services.load_template(cycle=active, team=north, template_key="sales", actor=mona, now=MID)
+    with pytest.raises(ValidationError) as excinfo:
+        services.objective_archive(actor=mona, objective=first, archived=False)
+    assert excinfo.value.message_dict["template"][0].startswith(
+        "This template is already loaded for North in Q1 2026: “Speed up the sales pipeline to grow revenue”.")
+    first.refresh_from_db()
+    assert first.is_archived and not second.is_archived
+
+
+def test_template_units_match_their_kpis(db):
+    """A template key result linked to a KPI states the KPI's unit (days → number), else loading would refuse it."""
+    kpis = {k.slug: k for k in Kpi.objects.all()}
+    units = {"percent": "percent", "currency": "currency", "days": "number", "number": "number"}
+    linked = [(t.key, item.kpi, item.unit) for t in TEMPLATES.values() for item in t.key_results if item.kpi]
+    assert linked == [("sales", "sales-cycle-length", "number"), ("sales", "win-rate", "percent"),
+                      ("customer-loyalty", "churn-rate", "percent"), ("customer-loyalty", "nps", "number")]
+    assert all(units[kpis[slug].unit] == unit for _key, slug, unit in linked)
