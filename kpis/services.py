@@ -126,6 +126,7 @@ def kpi_update(kpi: Kpi, *, actor, **fields) -> Kpi:
     kpi = Kpi.objects.select_for_update().get(pk=kpi.pk)
     before = history.snapshot(kpi, HISTORY_FIELDS)
     old_slug, old_formula = kpi.slug, kpi.formula
+    old_band = (kpi.benchmark_low, kpi.benchmark_high)
     for name, value in fields.items():
         setattr(kpi, name, value)
     kpi.formula = (kpi.formula or "").strip()
@@ -138,7 +139,10 @@ def kpi_update(kpi: Kpi, *, actor, **fields) -> Kpi:
             raise ValidationError({"slug": [_("Other KPIs use this key: %(kpis)s.") % {"kpis": ", ".join(users)}]})
     # Names are checked in a formula being written, not in one that stays (a stage renamed since then).
     compiled = kpi_validate(kpi.formula, slug=kpi.slug, names=kpi.formula != old_formula)
-    _full_clean(kpi)
+    _full_clean(kpi)  # also turns "25" into Decimal("25"), so the band compares by value
+    if (kpi.benchmark_low, kpi.benchmark_high) != old_band and "benchmark_text" not in fields:
+        # The text described the old band ("20–30 %"): pages show the new band instead of a stale text.
+        kpi.benchmark_text = ""
     if kpi.formula != old_formula:
         kpi.formula_version += 1
     kpi.dimensions = compiled.dimensions

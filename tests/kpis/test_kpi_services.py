@@ -311,3 +311,31 @@ class TestNames:
         # a KPI that inlines it is checked for its own names only
         other = create(sam, slug="offers-x2", name="Offers × 2", formula="kpi('offers') * 2")
         assert other.formula_version == 1
+
+
+class TestBenchmark:
+    def test_a_new_band_clears_the_text_that_described_the_old_one(self, sam):
+        kpi = Kpi.objects.get(slug="win-rate")
+        assert (kpi.benchmark_low, kpi.benchmark_high, kpi.benchmark_text) == (20, 30, "20–30 %")
+        kpi = services.kpi_update(kpi, actor=sam, benchmark_low="25")  # 25–30 now: "20–30 %" would be stale
+        stored = Kpi.objects.get(pk=kpi.pk)
+        assert (stored.benchmark_low, stored.benchmark_high, stored.benchmark_text) == (25, 30, "")
+        change = FieldChange.objects.filter(record_type="kpis.kpi", record_id=kpi.pk).first()
+        assert (change.changes["benchmark_text"]["old"], change.changes["benchmark_text"]["new"]) == ("20–30 %", "")
+
+    def test_a_text_sent_with_the_band_is_kept(self, sam):
+        kpi = Kpi.objects.get(slug="win-rate")
+        services.kpi_update(kpi, actor=sam, benchmark_high=Decimal("35"), benchmark_text="20–35 %")
+        assert Kpi.objects.get(pk=kpi.pk).benchmark_text == "20–35 %"
+
+    def test_the_same_band_or_other_changes_keep_the_text(self, sam):
+        kpi = Kpi.objects.get(slug="win-rate")
+        services.kpi_update(kpi, actor=sam, benchmark_low=Decimal("20.00"), benchmark_high=30, name="Win rate %")
+        stored = Kpi.objects.get(pk=kpi.pk)
+        assert (stored.name, stored.benchmark_text) == ("Win rate %", "20–30 %")
+
+    def test_a_band_refused_changes_nothing(self, sam):
+        kpi = Kpi.objects.get(slug="win-rate")
+        with pytest.raises(ValidationError):
+            services.kpi_update(kpi, actor=sam, benchmark_low=Decimal("40"))  # above the end (30)
+        assert Kpi.objects.get(pk=kpi.pk).benchmark_text == "20–30 %"
