@@ -524,7 +524,16 @@ def test_history_is_written_like_the_rest_of_the_page(client_for, mona, alice, k
     assert "Weight 1.5" in page.content.decode()
 
 
-def test_kpi_picker_is_in_the_readers_language_and_order(client_for, mona, north_objective):
+@pytest.fixture
+def english_afterwards():
+    """A request of a Turkish user leaves Turkish active in the thread: back to English for the next tests."""
+    yield
+    from django.utils import translation
+
+    translation.activate("en")
+
+
+def test_kpi_picker_is_in_the_readers_language_and_order(client_for, mona, north_objective, english_afterwards):
     from django.utils import translation
 
     mona.language = "tr"

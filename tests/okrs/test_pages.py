@@ -433,7 +433,16 @@ def test_cycle_dates(tree):
 # --- KPI names in the reader's language ------------------------------------------------------------------------
 
 
-def test_kpi_names_are_shown_in_the_readers_language(tree, mona, north, make_kr, client_for, clock):
+@pytest.fixture
+def english_afterwards():
+    """A request of a Turkish user leaves Turkish active in the thread: back to English for the next tests."""
+    yield
+    from django.utils import translation
+
+    translation.activate("en")
+
+
+def test_kpi_names_are_shown_in_the_readers_language(tree, mona, north, make_kr, client_for, clock, english_afterwards):
     """A built-in KPI's name is stored in English and shown translated (kpis.models.Kpi.shown_name)."""
     from kpis.models import Kpi
 
