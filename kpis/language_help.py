@@ -134,7 +134,8 @@ def _field_rows(source) -> list[dict]:
 def _dimension_labels(source) -> list[str]:
     labels = dict(DimensionKind.choices)
     if getattr(source, "metric_dims", False):
-        return [_("as the metric is kept (company-wide metrics apply to every breakdown)")]
+        return [_("as the metric is kept; a company-wide metric counts in a breakdown only when it is marked "
+                  "“applies to breakdowns” (e.g. customer lifetime), never for spend")]
     return [str(labels.get(kind, kind)) for kind in source.dims]
 
 
