@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from contacts.forms import DATE_INPUT, DATETIME_FORMATS, LimitedChoices, ServiceErrorsMixin, datetime_input
 from contacts.models import Contact
@@ -33,8 +34,9 @@ class SurveyFilterForm(forms.Form):
                              choices=_blank(_("All surveys")) + list(SurveyResponse.Kind.choices))
     channel = forms.ChoiceField(label=_("Channel"), required=False,
                                 choices=_blank(_("All channels")) + list(SurveyResponse.Channel.choices))
-    date_from = forms.DateField(label=_("From"), required=False, widget=DATE_INPUT)
-    date_to = forms.DateField(label=_("To"), required=False, widget=DATE_INPUT)
+    # A context of their own: "From"/"To" of a stage change are other words in Turkish.
+    date_from = forms.DateField(label=pgettext_lazy("date range", "From"), required=False, widget=DATE_INPUT)
+    date_to = forms.DateField(label=pgettext_lazy("date range", "To"), required=False, widget=DATE_INPUT)
 
     def clean(self):
         data = super().clean()

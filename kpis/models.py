@@ -214,8 +214,7 @@ class ExternalMetric(models.Model):
     )
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
-    unit = models.CharField(_("unit"), max_length=10, default=Kpi.Unit.CURRENCY, choices=[
-        choice for choice in Kpi.Unit.choices if choice[0] != Kpi.Unit.CURRENCY_PER_DAY])
+    unit = models.CharField(_("unit"), max_length=20, choices=Kpi.Unit.choices, default=Kpi.Unit.CURRENCY)
     dimension_kind = models.CharField(
         _("kept per"), max_length=10, choices=DimensionKind.choices, blank=True,
         help_text=_("Empty: one company-wide value per period."),

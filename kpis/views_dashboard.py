@@ -213,13 +213,15 @@ def kpi_detail(request, slug: str):
 
     current_period = periods.containing(kpi.frequency)
     history = selectors.series(kpi, dimension, HISTORY_LENGTH)
-    latest = selectors.latest_values([kpi], dimension)[kpi.pk]
+    # The header above the chart describes the chosen period (?period=) and the one before it.
+    chosen = selectors.values_for([(kpi, [period, period.previous()])], dimension)
     context = {
         "kpi": kpi, "errors": errors, "dimension": dimension, "period": period, "by": by,
         "by_label": DimensionKind(by).label if by else "", "allowed": allowed, "groups": groups,
         "dimension_label": _dimension_label(dimension, groups),
         "chart": chart(history, kpi),
-        "summary": _value_summary(kpi, latest.snapshot, latest.previous_snapshot),
+        "summary": _value_summary(kpi, chosen.get((kpi.pk, period.start)),
+                                  chosen.get((kpi.pk, period.previous().start))),
         "current_period": current_period,
         "period_choices": periods.last_n(kpi.frequency, HISTORY_LENGTH)[::-1],
         "breakdown": breakdown_rows(kpi, by, period) if by else [],

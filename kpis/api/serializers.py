@@ -77,7 +77,9 @@ KPI_EXTRA_KWARGS = {
         "The formula in the KPI language, at most 2000 characters, e.g. "
         "count(deals where status = 'won' by closed_at) * 100 / count(deals). Check it first with "
         "POST /api/v1/kpis/validate/.")},
-    "unit": {"help_text": _("How the value is shown: number, percent, currency (the company currency) or days.")},
+    "unit": {"help_text": _(
+        "How the value is shown: number, percent, currency (the company currency), currency_per_day (the company "
+        "currency per day, e.g. pipeline velocity) or days.")},
     "decimals": {"help_text": _("Decimals shown in formatted values (0–6).")},
     "frequency": {"help_text": _("How often the KPI is snapshotted; the default period of evaluate.")},
     "direction": {"help_text": _("Whether a higher or a lower value is better.")},

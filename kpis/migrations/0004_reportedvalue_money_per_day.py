@@ -1,5 +1,5 @@
 """ReportedValue: what each Monday report said (so the next one compares with last week's report), and the
-unit "Money per day" (pipeline velocity is money per day, shown as "TRY/day")."""
+unit "Money per day" (pipeline velocity is money per day, shown as "TRY/day"; metrics share the units)."""
 
 import django.db.models.deletion
 import django.utils.timezone
@@ -30,6 +30,15 @@ class Migration(migrations.Migration):
                 choices=[("number", "Number"), ("percent", "Percent"), ("currency", "Money"), ("days", "Days"),
                          ("currency_per_day", "Money per day")],
                 default="number", max_length=20, verbose_name="unit",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="externalmetric",
+            name="unit",
+            field=models.CharField(
+                choices=[("number", "Number"), ("percent", "Percent"), ("currency", "Money"), ("days", "Days"),
+                         ("currency_per_day", "Money per day")],
+                default="currency", max_length=20, verbose_name="unit",
             ),
         ),
         migrations.RunPython(velocity_per_day, velocity_money),

@@ -573,3 +573,20 @@ def test_a_change_of_money_per_day_and_of_a_negative_value_read_with_their_unit(
         assert selectors.format_change(velocity, selectors.change(Decimal(1250), Decimal(1000))) == "+250 TRY/day"
         assert selectors.format_change(velocity, selectors.change(Decimal(1000), Decimal(1250))) == "−250 TRY/day"
     assert Kpi.objects.get(slug="pipeline-velocity").unit == Kpi.Unit.CURRENCY_PER_DAY
+
+
+def test_the_history_header_describes_the_chosen_period(client_for, mona):
+    kpi = make_kpi("test-past", decimals=0)
+    now = periods.containing(kpi.frequency)
+    for back, value in enumerate([9, 7, 4, 1]):  # this week 9, then 7, 4, 1
+        snap(kpi, now.shift(-back), Decimal(value))
+    client = client_for(mona)
+
+    html = client.get("/kpis/test-past/").content.decode()
+    assert find_testid(html, "summary-period", "span").startswith(f"Current period ({now.label}): 9")
+    assert find_testid(html, "summary-previous", "span") == f"Previous ({now.previous().label}): 7"
+
+    two_back = now.shift(-2)
+    html = client.get("/kpis/test-past/", {"period": two_back.key}).content.decode()
+    assert find_testid(html, "summary-period", "span").startswith(f"{two_back.label}: 4")
+    assert find_testid(html, "summary-previous", "span") == f"Previous ({two_back.previous().label}): 1"

@@ -277,3 +277,15 @@ def test_every_kpi_model_is_in_the_admin_and_renders(client, sam, alice, integ, 
         change = client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk]))
         assert change.status_code == 200, meta.model_name
     assert client.get(reverse("admin:kpis_kpi_add")).status_code == 403
+
+
+def test_the_survey_date_filter_labels_have_their_own_context():
+    """'From'/'To' of a date range are not the 'From'/'To' of a stage change (other words in Turkish): the
+    labels are pgettext_lazy("date range", …)."""
+    from kpis.forms_data import SurveyFilterForm
+
+    fields = SurveyFilterForm().fields
+    assert (str(fields["date_from"].label), str(fields["date_to"].label)) == ("From", "To")
+    # The lazy proxy keeps the arguments it will translate with.
+    assert fields["date_from"].label._args == ("date range", "From")
+    assert fields["date_to"].label._args == ("date range", "To")
