@@ -90,11 +90,14 @@ def format_number(value) -> str:
     return floatformat(number, f"{decimals}g")
 
 
+def _kpi_unit(key_result) -> str:
+    """The unit of the KPI that measures the key result ("" when kept by hand)."""
+    return key_result.kpi.unit if getattr(key_result, "kpi_id", None) else ""
+
+
 def counts_days(key_result) -> bool:
     """A key result measured by a KPI counted in days (sales cycle length) reads its values in days."""
-    from kpis.models import Kpi
-
-    return bool(getattr(key_result, "kpi_id", None)) and key_result.kpi.unit == Kpi.Unit.DAYS
+    return _kpi_unit(key_result) == "days"
 
 
 def unit_label(key_result) -> str:
@@ -103,6 +106,8 @@ def unit_label(key_result) -> str:
 
     if counts_days(key_result):
         return _("Days")
+    if _kpi_unit(key_result) == "currency_per_day":
+        return _("Money per day")
     return str(dict(KeyResult.Unit.choices).get(key_result.unit, key_result.unit))
 
 
@@ -120,6 +125,9 @@ def format_kr_value(value, key_result) -> str:
         return format_percent(number)
     if unit == "currency":
         return f"{number} {settings.CRM_CURRENCY}"
+    if _kpi_unit(key_result) == "currency_per_day":
+        # the KPI's own wording (pipeline velocity): 1,250 TRY/day
+        return _("%(value)s %(currency)s/day") % {"value": number, "currency": settings.CRM_CURRENCY}
     if counts_days(key_result):
         return ngettext("%(value)s day", "%(value)s days", 1 if rounded(value) == 1 else 2) % {"value": number}
     return number

@@ -505,6 +505,10 @@ def test_a_key_result_measured_in_days_says_days(tree, mona, north, make_kr, cli
     services.checkins_from_snapshots([snapshot(cycle_length, dt.date(2026, 2, 9), 7, D("36.5"), kind="team",
                                                member=north.pk)])
     assert okr_value(D("1"), fresh(kr)) == "1 day"
+    # pipeline velocity is money per day, as the KPI pages write it
+    velocity = make_kr(mona, tree["team"], title="Faster pipeline", start_value=D("1000"), target_value=D("1500"),
+                       kpi=Kpi.objects.get(slug="pipeline-velocity"))
+    assert okr_value(D("1250"), fresh(velocity)) == "1,250 TRY/day"
     client = client_for(mona)
     for url in (reverse("okr-team", args=[north.pk]), reverse("okr-kr", args=[kr.pk]), reverse("okr-mine")):
         html = client.get(url).content.decode()
