@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
@@ -117,6 +118,8 @@ class FormulaField(forms.CharField):
             "class": "formula-input", "data-formula-input": "",
         }))
         super().__init__(**kwargs)
+        # The formula checker reports a NUL character with its position; Django's own check would not.
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
 
     def to_python(self, value):
         return normalize_formula(super().to_python(value))
