@@ -69,6 +69,7 @@ def _team_changes(cycle: Cycle, team: Team, user, now) -> selectors.Changes:
     changes.moved = [row for row in changes.moved if mine(row[0])]
     changes.status_changed = [row for row in changes.status_changed if mine(row[0])]
     changes.no_check_in = [state for state in changes.no_check_in if mine(state)]
+    changes.new = [state for state in changes.new if mine(state)]
     return changes
 
 

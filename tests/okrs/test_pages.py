@@ -589,3 +589,15 @@ def test_confidence_is_the_latest_check_ins(tree, mona, north, client_for, clock
     assert 'title="The latest check-in gave no confidence">—<' in win
     html = client_for(mona).get(reverse("okr-kr", args=[tree["win"].pk])).content.decode()
     assert "Confidence (latest check-in)" in html
+
+
+def test_key_results_created_this_week_are_listed_as_new_for_their_team(tree, sam, mona, south, north, make_objective,
+                                                                        make_kr, client_for, clock):
+    """The core lists key results created since last week in ``Changes.new``; the team dashboard keeps its own."""
+    fresh_kr = make_kr(mona, tree["team"], title="Referrals", start_value=D("0"), target_value=D("10"))
+    south_objective = make_objective(sam, tree["cycle"], title="South sells", level="team", team=south)
+    make_kr(sam, south_objective, title="South calls", start_value=D("0"), target_value=D("10"))
+    response = client_for(mona).get(reverse("okr-team", args=[north.pk]))
+    assert [s.key_result.title for s in response.context["changes"].new] == [fresh_kr.title]
+    html = response.content.decode()
+    assert 'data-testid="new"' in html and "Referrals" in html and "South calls" not in html
