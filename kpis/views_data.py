@@ -176,10 +176,11 @@ def metric_detail(request, key: str):
     return _metric_page(request, metric, value_form=form, status=INVALID)
 
 
-@require_POST
 @admin_required
 def metric_edit(request, key: str):
     metric = get_object_or_404(ExternalMetric, key=key)
+    if request.method != "POST":  # the edit form lives on the metric's page
+        return redirect("metric-detail", key=metric.key)
     form = MetricForm(request.POST, instance=metric)
     if form.is_valid():
         try:

@@ -289,3 +289,9 @@ def test_the_survey_date_filter_labels_have_their_own_context():
     # The lazy proxy keeps the arguments it will translate with.
     assert fields["date_from"].label._args == ("date range", "From")
     assert fields["date_to"].label._args == ("date range", "To")
+
+
+def test_opening_the_metric_edit_address_leads_to_the_metric_page(client_for, sam):
+    metric = ExternalMetric.objects.create(key="ad_budget", name="Ad budget")
+    response = client_for(sam).get(f"/kpis/data/metrics/{metric.key}/edit/")
+    assert response.status_code == 302 and response["Location"] == f"/kpis/data/metrics/{metric.key}/"

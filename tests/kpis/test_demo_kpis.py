@@ -48,8 +48,14 @@ def test_every_builtin_kpi_has_a_value_and_the_formula_agrees_with_the_reference
         recent = [current.shift(-i) for i in range(1, WEEKLY_LOOKBACK + 1 if kpi.frequency == "weekly" else 2)]
         found = 0
         for period in recent:
-            value, reference = evaluate(kpi, period), reference_sql.value(kpi.slug, period)
-            assert close(value, reference), (kpi.slug, period.key, value, reference)
+            value = evaluate(kpi, period)
+            if kpi.snapshot_at_start:
+                # Taken once as the period starts (the demo rebuilds those): evaluate() answers the stored value.
+                stored = KpiSnapshot.objects.get(kpi=kpi, period_start=period.start, dimension_kind="").value
+                assert close(value, stored), (kpi.slug, period.key, value, stored)
+            else:
+                reference = reference_sql.value(kpi.slug, period)
+                assert close(value, reference), (kpi.slug, period.key, value, reference)
             found += value is not None
         if found < max(1, len(recent) - 1):
             missing.append((kpi.slug, [p.key for p in recent], found))
