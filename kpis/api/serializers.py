@@ -10,6 +10,7 @@ error has the project's usual shape.
 
 from decimal import Context, Decimal
 
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -51,6 +52,14 @@ def format_value(kpi: Kpi, value) -> str:
     if value is not None and not Decimal(value).is_finite():
         value = None
     return kpi_format_value(value, kpi)
+
+
+class FormulaCharField(StrictCharField):
+    """The formula text: a NUL character is left to the formula checker, which reports its position."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "nullable": True, "example": "12.5"})
@@ -101,7 +110,7 @@ class KpiSerializer(StrictModelSerializer):
     """
 
     slug = serializers.SlugField(max_length=60, help_text=KPI_EXTRA_KWARGS["slug"]["help_text"])
-    formula = StrictCharField(max_length=MAX_FORMULA, trim_whitespace=False,
+    formula = FormulaCharField(max_length=MAX_FORMULA, trim_whitespace=False,
                               help_text=KPI_EXTRA_KWARGS["formula"]["help_text"])
     dimensions = serializers.ListField(
         child=serializers.ChoiceField(choices=DimensionKind.choices), read_only=True, help_text=_(
@@ -158,7 +167,7 @@ class KpiSerializer(StrictModelSerializer):
 class FormulaCheckSerializer(StrictSerializer):
     """A formula to check without saving it."""
 
-    formula = StrictCharField(max_length=MAX_FORMULA, trim_whitespace=False, help_text=_(
+    formula = FormulaCharField(max_length=MAX_FORMULA, trim_whitespace=False, help_text=_(
         "The formula in the KPI language (at most 2000 characters)."))
     slug = serializers.SlugField(max_length=60, required=False, help_text=_(
         "The key of the KPI being edited, if any: references back to it (a cycle) are then refused."))
