@@ -295,6 +295,10 @@ class KeyResultForm(ServiceForm):
         data = {name: self.cleaned_data.get(name) for name in
                 ("title", "kind", "start_value", "target_value", "unit", "due_date", "weight", "owner", "kpi")}
         data["dimension_kind"], data["dimension_id"] = self.cleaned_data.get("dimension") or ("", 0)
+        if data["kpi"] is not None:
+            # A key result measured by a KPI is in the KPI's unit: the service sets it (the unit picker always
+            # sends a value, its first choice by default, which the service would refuse as a conflict).
+            data.pop("unit")
         if self.instance is None and data["due_date"] is None:
             data.pop("due_date")
         return data

@@ -75,7 +75,7 @@ def key_result_page_states(key_results: list[KeyResult], *, now=None) -> dict[in
 
 @dataclass
 class ObjectiveSummary:
-    """An objective's computed numbers: weighted progress, worst status, expected progress of its cycle."""
+    """An objective's computed numbers: weighted progress, worst status, expected progress."""
 
     objective: Objective
     key_results: list[KeyResultState] = field(default_factory=list)
@@ -91,6 +91,12 @@ class ObjectiveSummary:
 
     @property
     def expected(self) -> Decimal:
+        """The weighted mean of its key results' expected progress (``progress.key_result_expected``: the time
+        elapsed to each one's due date, 1 all along for keep above/below), as the pages' expected mark; the
+        share of the cycle elapsed when it has no key results."""
+        mean = P.objective_progress((s.key_result.weight, s.expected) for s in self.key_results)
+        if mean is not None:
+            return mean
         start, end = cycle_window(self.objective.cycle)
         return P.expected_progress(start, end, self.now or timezone.now())
 

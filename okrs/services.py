@@ -30,7 +30,7 @@ from accounts.selectors import assignable_owners, editable_team_ids
 from contacts.rules import clean_name
 from kpis import dimensions as dims
 from kpis import periods
-from kpis.models import Frequency, Kpi, KpiSnapshot
+from kpis.models import DimensionKind, Frequency, Kpi, KpiSnapshot
 
 from . import progress as P
 from . import selectors
@@ -512,7 +512,8 @@ KEY_RESULT_FIELDS = [
     "title", "kind", "start_value", "target_value", "unit", "due_date", "weight", "owner", "kpi",
     "dimension_kind", "dimension_id", "order",
 ]
-_KPI_UNITS = {Kpi.Unit.PERCENT: KeyResult.Unit.PERCENT, Kpi.Unit.CURRENCY: KeyResult.Unit.CURRENCY}
+_KPI_UNITS = {Kpi.Unit.PERCENT: KeyResult.Unit.PERCENT, Kpi.Unit.CURRENCY: KeyResult.Unit.CURRENCY,
+              Kpi.Unit.CURRENCY_PER_DAY: KeyResult.Unit.CURRENCY}
 
 
 def _fmt(value) -> str:
@@ -589,7 +590,7 @@ def _apply_key_result(*, actor: User, kr: KeyResult, cycle: Cycle, data: dict) -
             "start": formats.date_format(cycle.start_date), "end": formats.date_format(cycle.end_date)}]
     if kr.kpi_id is not None:
         _check_kpi(kr, errors)
-        # The KPI's unit: percent → percent, money → money, days and plain numbers → number.
+        # The KPI's unit: percent → percent, money (and money per day) → money, days and plain numbers → number.
         unit = _KPI_UNITS.get(kr.kpi.unit, KeyResult.Unit.NUMBER)
         if unit_given and kr.unit != unit and kr.kind != KeyResult.Kind.MILESTONE:
             errors["unit"] = [_("A key result measured by “%(kpi)s” is in the KPI's unit, “%(unit)s”.") % {
@@ -602,17 +603,25 @@ def _apply_key_result(*, actor: User, kr: KeyResult, cycle: Cycle, data: dict) -
     _full_clean(kr, exclude=["objective", "owner", "kpi", "current_value", "score"])
 
 
+def _dimension_label(kind: str) -> str:
+    """A dimension kind as a message names it ("team", "lead source" — in the reader's language)."""
+    try:
+        return str(DimensionKind(kind).label).lower()
+    except ValueError:
+        return str(kind)
+
+
 def _check_kpi(kr: KeyResult, errors: dict) -> None:
     kpi = kr.kpi
     if not kpi.is_active:
-        errors["kpi"] = [_("“%(kpi)s” is not active.") % {"kpi": kpi.name}]
+        errors["kpi"] = [_("“%(kpi)s” is not active.") % {"kpi": kpi.shown_name}]
         return
     if not kr.dimension_kind:
         kr.dimension_id = 0
         return
     if kr.dimension_kind not in (kpi.dimensions or []):
         errors["dimension_kind"] = [_("“%(kpi)s” cannot be broken down by %(kind)s.") % {
-            "kpi": kpi.name, "kind": kr.dimension_kind}]
+            "kpi": kpi.shown_name, "kind": _dimension_label(kr.dimension_kind)}]
         return
     try:
         member_id = int(kr.dimension_id)
@@ -620,8 +629,8 @@ def _check_kpi(kr: KeyResult, errors: dict) -> None:
         errors["dimension_id"] = [_("Enter a whole number.")]
         return
     if not dims.members(kr.dimension_kind).filter(pk=member_id).exists():
-        errors["dimension_id"] = [_("There is no %(kind)s with id %(id)s.") % {"kind": kr.dimension_kind,
-                                                                               "id": member_id}]
+        errors["dimension_id"] = [_("There is no %(kind)s with id %(id)s.") % {
+            "kind": _dimension_label(kr.dimension_kind), "id": member_id}]
     kr.dimension_id = member_id
 
 
@@ -764,7 +773,7 @@ def check_in(*, actor: User, key_result: KeyResult, value=None, confidence=None,
     elif kr.kpi_id is not None:
         if value not in (None, ""):
             errors["value"] = [_("“%(kpi)s” gives this key result its value; add your confidence and a note.")
-                               % {"kpi": kr.kpi.name}]
+                               % {"kpi": kr.kpi.shown_name}]
     else:
         number = _decimal(value, "value", errors)
         if number is None and "value" not in errors:

@@ -237,7 +237,8 @@ def mine(request):
 def worked_example() -> dict:
     """The help page's example, computed with ``okrs.progress`` (the numbers the page shows are tested).
 
-    A 90-day cycle (1 January – 31 March), read on 15 February 00:00: 45 days elapsed.
+    A 90-day cycle (1 January – 31 March), read on 15 February 00:00: 45 days elapsed. The keep-above key result
+    is expected at 100 % all along (``progress.key_result_expected``), so its pace is its share of met check-ins.
     """
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     end = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
@@ -256,8 +257,10 @@ def worked_example() -> dict:
         ("nps", _("Keep NPS at or above 40: readings 42, 38, 45, 41"), Decimal("1"), nps),
         ("demo", _("Demo certification (milestone), not done yet"), Decimal("1"), demo),
     ]:
+        kind = P.KEEP_ABOVE if key == "nps" else P.INCREASE  # keep above: expected 1 at all times
+        row_expected = P.key_result_expected(kind, start, end, now)
         rows.append({"key": key, "title": title, "weight": weight, "progress": result.value,
-                     "pace": P.pace(result.value, expected), "status": P.status(result.value, expected)})
+                     "pace": P.pace(result.value, row_expected), "status": P.status(result.value, row_expected)})
     objective = P.objective_progress((row["weight"], row["progress"]) for row in rows)
     return {
         "expected": expected, "rows": rows, "objective": objective,

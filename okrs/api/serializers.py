@@ -150,7 +150,8 @@ class ObjectiveSerializer(NamedEnumsMixin, StrictModelSerializer):
     status = serializers.ChoiceField(source="api_state.status", choices=STATUS_CHOICES, allow_null=True,
                                      read_only=True, help_text=_("The worst status of its key results."))
     expected = serializers.DecimalField(source="api_state.expected", **FRACTION, help_text=_(
-        "Share of the cycle elapsed (0–1)."))
+        "Weighted mean of the key results' expected progress (0–1; 1 all along for keep above/below); the share "
+        "of the cycle elapsed without key results."))
     key_results = serializers.SerializerMethodField(help_text=_("Ids of its key results, in order."))
     warnings = serializers.SerializerMethodField(help_text=_(
         "The seed's guidance (not errors): a number in the title, fewer than 2 or more than 4 key results."))

@@ -121,13 +121,13 @@ def format_kr_value(value, key_result) -> str:
         return _("Done") if Decimal(value) >= 1 else _("Not done")
     number = format_number(value)
     unit = getattr(key_result, "unit", "number")
+    if _kpi_unit(key_result) == "currency_per_day":
+        # the KPI's own wording (pipeline velocity; the key result's unit is money): 1,250 TRY/day
+        return _("%(value)s %(currency)s/day") % {"value": number, "currency": settings.CRM_CURRENCY}
     if unit == "percent":
         return format_percent(number)
     if unit == "currency":
         return f"{number} {settings.CRM_CURRENCY}"
-    if _kpi_unit(key_result) == "currency_per_day":
-        # the KPI's own wording (pipeline velocity): 1,250 TRY/day
-        return _("%(value)s %(currency)s/day") % {"value": number, "currency": settings.CRM_CURRENCY}
     if counts_days(key_result):
         return ngettext("%(value)s day", "%(value)s days", 1 if rounded(value) == 1 else 2) % {"value": number}
     return number

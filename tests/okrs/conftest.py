@@ -23,6 +23,17 @@ def at(day: dt.date, hour: int = 0) -> dt.datetime:
 MID = at(dt.date(2026, 2, 15))
 
 
+@pytest.fixture(autouse=True)
+def english():
+    """Every OKR test starts and ends in English: a request of a Turkish reader (or a test of another app) leaves
+    its language active in the thread, and numbers and labels built outside a request would follow it."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.activate("en")
+
+
 @pytest.fixture
 def cycle(sam):
     return services.cycle_create(actor=sam, data={"name": "Q1 2026", "start_date": Q1_START, "end_date": Q1_END})

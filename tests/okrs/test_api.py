@@ -89,6 +89,19 @@ def test_over_achievement_is_clamped_but_kept_raw(api_for, mona, team_objective,
     assert (row["progress"], row["progress_raw"], row["over_achieved"]) == ("1.0000", "1.2000", True)
 
 
+def test_objective_expected_counts_keep_key_results_at_100_percent(api_for, mona, team_objective, measured, make_kr):
+    # win (weight 3) and churn (weight 1) are expected at 45 ÷ 90 = 0.5, the keep-above NPS (weight 2) at 1 all along:
+    # (3 × 0.5 + 1 × 0.5 + 2 × 1) ÷ (3 + 1 + 2) = 4 ÷ 6 = 0.6667 (the cycle's share alone would say 0.5)
+    nps = make_kr(mona, team_objective, title="NPS", kind="keep_above", target_value=Decimal("40"), weight=Decimal("2"))
+    services.check_in(actor=mona, key_result=nps, value="42", now=FEB_10)
+    with time_machine.travel(MID, tick=False):
+        objective = api_for(mona).get(url("objectives", team_objective.pk)).json()
+        listed = {row["id"]: row for row in api_for(mona).get(url("objectives")).json()["results"]}
+        row = api_for(mona).get(url("key-results", nps.pk)).json()
+    assert objective["expected"] == listed[team_objective.pk]["expected"] == "0.6667"
+    assert (row["expected"], row["pace"], row["status"]) == ("1.0000", "1.0000", "on_track")
+
+
 def test_a_planning_cycle_has_no_status(api_for, mona, cycle, north, make_objective, make_kr):
     objective = make_objective(mona, cycle, title="Plan", level="team", team=north)
     kr = make_kr(mona, objective)

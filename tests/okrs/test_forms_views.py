@@ -267,6 +267,28 @@ def test_new_key_result_defaults_and_kpi_breakdown(client_for, mona, north, acti
     assert any("2 to 4 key results" in str(m) for m in response.context["messages"])
 
 
+def test_a_key_result_measured_by_a_kpi_takes_its_unit_whatever_the_picker_says(client_for, mona, active,
+                                                                                  north_objective, win_rate):
+    """The unit picker sends its first choice (Number) unless changed; with a KPI chosen the KPI's unit wins."""
+    client = client_for(mona)
+    form = client.get(reverse("okr-kr-new", args=[north_objective.pk])).context["form"]
+    default_unit = form.fields["unit"].choices[0][0]
+    assert default_unit == "number"
+    response = client.post(reverse("okr-kr-new", args=[north_objective.pk]), {
+        "title": "Win rate up", "kind": "increase", "start_value": "22", "target_value": "30", "unit": default_unit,
+        "due_date": "", "weight": "1", "owner": mona.pk, "kpi": win_rate.pk, "dimension": ""})
+    assert response.status_code == 302
+    kr = KeyResult.objects.get()
+    assert (kr.kpi, kr.unit) == (win_rate, "percent")
+    # editing it with another unit picked keeps the KPI's unit
+    data = {"title": kr.title, "kind": "increase", "start_value": "22", "target_value": "30", "unit": "currency",
+            "due_date": "2026-03-31", "weight": "1", "owner": mona.pk, "kpi": win_rate.pk, "dimension": "",
+            "reason": ""}
+    assert client.post(reverse("okr-kr-edit", args=[kr.pk]), data).status_code == 302
+    kr.refresh_from_db()
+    assert kr.unit == "percent"
+
+
 def test_key_result_bad_input(client_for, mona, active, north_objective, win_rate):
     client = client_for(mona)
     url = reverse("okr-kr-new", args=[north_objective.pk])

@@ -393,10 +393,10 @@ def test_worked_example_numbers():
     # 45 of 90 days
     assert example["expected"] == D("0.5")
     rows = {row["key"]: row for row in example["rows"]}
-    # win (26 − 22) ÷ 8 = 0.5, pace 1; churn (7.4 − 8) ÷ (5 − 8) = 0.2, pace 0.4; NPS 3 of 4 = 0.75, pace 1.5;
-    # the milestone 0
+    # win (26 − 22) ÷ 8 = 0.5, pace 0.5 ÷ 0.5 = 1; churn (7.4 − 8) ÷ (5 − 8) = 0.2, pace 0.2 ÷ 0.5 = 0.4;
+    # NPS keeps above 40: 3 of 4 = 0.75, expected 1 at all times, pace 0.75 ÷ 1 = 0.75 (at risk); the milestone 0
     assert [(rows[k]["progress"], rows[k]["pace"], rows[k]["status"]) for k in ("win", "churn", "nps", "demo")] == [
-        (D("0.5"), D("1"), "on_track"), (D("0.2"), D("0.4"), "off_track"), (D("0.75"), D("1.5"), "on_track"),
+        (D("0.5"), D("1"), "on_track"), (D("0.2"), D("0.4"), "off_track"), (D("0.75"), D("0.75"), "at_risk"),
         (D("0"), D("0"), "off_track")]
     # (2 × 0.5 + 0.2 + 0.75 + 0) ÷ 5 = 1.95 ÷ 5 = 0.39
     assert example["objective"] == D("0.39") and example["objective_status"] == "off_track"
@@ -411,7 +411,8 @@ def test_help_page_shows_the_worked_example(bob, client_for):
     win = html[html.index('data-testid="example-win"'):html.index('data-testid="example-churn"')]
     assert 'data-testid="progress">50%' in win and 'data-testid="pace">1.00' in win
     nps = html[html.index('data-testid="example-nps"'):html.index('data-testid="example-demo"')]
-    assert 'data-testid="progress">75%' in nps and 'data-testid="pace">1.50' in nps
+    assert 'data-testid="progress">75%' in nps and 'data-testid="pace">0.75' in nps and 'data-status="at_risk"' in nps
+    assert "the expected progress is 100 % at all times" in html
     assert re.search(r"65%</?\w*>? scores 0.7|65% scores 0.7", html)
 
 

@@ -318,6 +318,29 @@ def test_key_result_linked_to_a_kpi_checks_the_dimension(north_objective, mona, 
     assert "dimension_kind" in errors_of(excinfo)
 
 
+def test_kpi_messages_name_the_kpi_and_the_breakdown_in_the_readers_words(north_objective, mona):
+    """Messages name a KPI by its shown name (a built-in's in the reader's language) and a breakdown by its label,
+    not by the stored code ("source")."""
+    from django.utils import translation
+
+    from kpis.models import Kpi
+
+    def refused(slug, **data):
+        with pytest.raises(ValidationError) as excinfo:
+            services.key_result_create(actor=mona, objective=north_objective, data={
+                "title": "KR", "start_value": 1, "target_value": 2, "kpi": Kpi.objects.get(slug=slug), **data})
+        return errors_of(excinfo)
+
+    assert refused("cac", kind="decrease", start_value=2, target_value=1, dimension_kind="source",
+                   dimension_id=999999) == {"dimension_id": ["There is no lead source with id 999999."]}
+    assert refused("crm-user-adoption", dimension_kind="source", dimension_id=1) == {
+        "dimension_kind": ["“CRM user adoption” cannot be broken down by lead source."]}
+    Kpi.objects.filter(slug="sales-cycle-length").update(is_active=False)
+    with translation.override("tr"):
+        message = refused("sales-cycle-length", kind="decrease", start_value=2, target_value=1)["kpi"][0]
+    assert "Satış Döngüsü Süresi" in message and "Sales cycle length" not in message
+
+
 def test_a_key_result_linked_to_a_kpi_takes_its_unit(north_objective, mona, north, win_rate, make_kr):
     from kpis.models import Kpi
 
@@ -326,9 +349,11 @@ def test_a_key_result_linked_to_a_kpi_takes_its_unit(north_objective, mona, nort
             "title": slug, "kind": "increase", "start_value": 1, "target_value": 2,
             "kpi": Kpi.objects.get(slug=slug), **data})[0]
 
-    # percent → percent, currency → money, days → number, number → number; the same unit given is fine
-    assert [create(slug).unit for slug in ("win-rate", "pipeline-value", "sales-cycle-length", "nps")] == [
-        "percent", "currency", "number", "number"]
+    # percent → percent, currency → money, money per day → money, days → number, number → number; the same unit
+    # given is fine
+    assert [create(slug).unit for slug in ("win-rate", "pipeline-value", "pipeline-velocity", "sales-cycle-length",
+                                           "nps")] == ["percent", "currency", "currency", "number", "number"]
+    assert create("pipeline-velocity", unit="currency").unit == "currency"
     assert create("win-rate", unit="percent").unit == "percent"
     assert create("sales-cycle-length", unit="number", kind="decrease", start_value=60, target_value=48).unit == (
         "number")
