@@ -329,7 +329,8 @@ def _clean_metric(data: dict, metric: ExternalMetric | None) -> dict:
     applies = clean.get("applies_to_breakdowns", metric.applies_to_breakdowns if metric is not None else False)
     if kind and applies and "dimension_kind" not in errors:
         errors["applies_to_breakdowns"] = _("Only a company-wide metric can apply to every breakdown; a metric "
-                                            "kept per %(kind)s counts for its own %(kind)s.") % {"kind": kind}
+                                            "kept per %(kind)s counts for its own %(kind)s.") % {
+                                                "kind": DimensionKind(kind).label.lower()}
     if errors:
         raise ValidationError(errors)
     return clean

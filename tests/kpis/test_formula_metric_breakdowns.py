@@ -71,8 +71,8 @@ def test_the_service_sets_the_flag_for_company_wide_metrics_only(sam):
         services_data.metric_create(actor=sam, data={"key": "spend", "name": "S", "dimension_kind": "source",
                                                      "applies_to_breakdowns": True})
     assert per_kind.value.message_dict == {"applies_to_breakdowns": [
-        "Only a company-wide metric can apply to every breakdown; a metric kept per source counts for its own "
-        "source."]}
+        "Only a company-wide metric can apply to every breakdown; a metric kept per lead source counts for its own "
+        "lead source."]}
     assert not ExternalMetric.objects.filter(key="spend").exists()
 
 
