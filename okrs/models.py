@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from kpis.models import DimensionKind
 
@@ -80,7 +81,8 @@ class Objective(models.Model):
     """What a company, a team or a person wants to achieve in a cycle, in words (numbers go in key results)."""
 
     class Level(models.TextChoices):
-        COMPANY = "company", _("Company")
+        # "Company" is also a company record (Turkish "Firma"); the OKR level is the whole company ("Şirket").
+        COMPANY = "company", pgettext_lazy("okr level", "Company")
         TEAM = "team", _("Team")
         INDIVIDUAL = "individual", _("Individual")
 
