@@ -177,3 +177,24 @@ def recent_activity(*, user: User, limit: int = 20):
         .select_related("contact", "company")
         .order_by("-occurred_at", "-id")[:limit]
     )
+
+
+def record_rows(qs: QuerySet, columns: list[str]) -> QuerySet:
+    """A list query's rows as named tuples of ``columns`` (plus ``pk`` and any annotation a sort may use),
+    for the list endpoints: no model instances, and the tags come from :func:`tag_names_by_record`."""
+    names = ["pk", *columns, *(name for name in qs.query.annotations if name not in columns)]
+    return qs.prefetch_related(None).values_list(*names, named=True)
+
+
+def tag_names_by_record(model, ids: list[int]) -> dict[int, list[str]]:
+    """Tag names by contact (or company) id, in name order, for the given ids: one query (none for no ids)."""
+    if not ids:
+        return {}
+    relation = model.tags.field
+    owner, tag = relation.m2m_field_name(), relation.m2m_reverse_field_name()
+    result: dict[int, list[str]] = {}
+    pairs = (model.tags.through.objects.filter(**{f"{owner}_id__in": ids})
+             .order_by(f"{tag}__name", f"{tag}_id").values_list(f"{owner}_id", f"{tag}__name"))
+    for record_id, name in pairs:
+        result.setdefault(record_id, []).append(name)
+    return result

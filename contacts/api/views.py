@@ -9,14 +9,21 @@ from rest_framework import exceptions, mixins, permissions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.api import ApiViewSet
+from accounts.api import PAGINATION_PARAMS, ApiViewSet
 from crm_okr.history import history_for
 from crm_okr.pagination import SortOption
 
 from .. import services
 from ..filters import ActivityFilter, CompanyFilter, ContactFilter, CustomFieldDefinitionFilter
 from ..models import Activity, Company, Contact, CustomFieldDefinition, LeadSource, Tag
-from ..selectors import activities_visible_to, can_edit, companies_visible_to, contacts_visible_to
+from ..selectors import (
+    activities_visible_to,
+    can_edit,
+    companies_visible_to,
+    contacts_visible_to,
+    record_rows,
+    tag_names_by_record,
+)
 from .serializers import (
     ActivitySerializer,
     CompanySerializer,
@@ -57,6 +64,18 @@ class RecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
     create_service = None
     update_service = None
     record_arg = ""
+
+    def list(self, request, *args, **kwargs):
+        """Pages of plain rows written by the serializer's row plan (same output as the serializer's; the hot
+        path of the API: no model instances, tag managers or serializer fields built per request)."""
+        serializer_class = self.get_serializer_class()
+        if PAGINATION_PARAMS.issuperset(request.query_params):
+            queryset = self.filterset_class.unfiltered(self.get_queryset())
+        else:
+            queryset = self.filter_queryset(self.get_queryset())
+        rows = self.paginate_queryset(record_rows(queryset, serializer_class.list_row_columns()))
+        tags = tag_names_by_record(queryset.model, [row.pk for row in rows])
+        return self.get_paginated_response(serializer_class.represent_rows(rows, tags=tags, request=request))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
